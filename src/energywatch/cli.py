@@ -1,0 +1,290 @@
+"""Command line: energywatch run / search / feeds check / stats (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from energywatch.config import Settings, load_feeds, load_settings
+from energywatch.errors import ConfigError, EnergywatchError
+from energywatch.models import Feed, RunSummary, SearchQuery, SearchResult
+from energywatch.snippets import Snippet, render_marked
+from energywatch.timeparse import parse_since
+
+app = typer.Typer(help="Multilingual news monitoring for energy security.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+feeds_app = typer.Typer(help="Inspect and validate feed lists.", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
+
+FeedsOpt = Annotated[Optional[Path], typer.Option("--feeds", help="feed list (YAML); default ENERGYWATCH_FEEDS_FILE or config/feeds.yaml")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="sqlite:///path.db or http(s)://user:pass@host:9200")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for machines")]
+
+
+def _settings(feeds: Path | None = None, store: str | None = None) -> Settings:
+    return load_settings(feeds_file=feeds, store=store)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(code=2)
+
+
+class RichProgress:
+    """Progress bars for feeds and articles."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._p = progress
+        self._feeds = progress.add_task("feeds", total=0)
+        self._items = progress.add_task("articles", total=0)
+
+    def feeds_planned(self, count: int) -> None:
+        """Set the number of feeds."""
+        self._p.update(self._feeds, total=count)
+
+    def feed_done(self, feed: Feed, status: str) -> None:
+        """Advance the feed bar."""
+        self._p.advance(self._feeds)
+
+    def items_planned(self, count: int) -> None:
+        """Grow the article bar."""
+        task = self._p.tasks[self._items]
+        self._p.update(self._items, total=(task.total or 0) + count)
+
+    def item_done(self) -> None:
+        """Advance the article bar."""
+        self._p.advance(self._items)
+
+
+@app.command()
+def run(
+    feeds: FeedsOpt = None,
+    store: StoreOpt = None,
+    due_only: Annotated[bool, typer.Option("--due-only", help="poll only feeds whose interval has elapsed")] = False,
+    as_json: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log every failure as it happens")] = False,
+) -> None:
+    """Poll the feeds once and store every new article."""
+    from energywatch.pipeline import run_async
+    from energywatch.store import open_store
+
+    logging.basicConfig(level=logging.WARNING if verbose else logging.ERROR, format="%(levelname)s %(message)s")
+    try:
+        settings = _settings(feeds, store)
+        feed_list = load_feeds(settings.feeds_file)
+        backend = open_store(settings.store)
+    except EnergywatchError as exc:
+        _fail(exc)
+    try:
+        if as_json or not sys.stderr.isatty():
+            summary = asyncio.run(run_async(settings, feed_list, backend))
+        else:
+            columns = (TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=err, transient=True) as bar:
+                summary = asyncio.run(run_async(settings, feed_list, backend, progress=RichProgress(bar)))
+    except EnergywatchError as exc:
+        _fail(exc)
+    finally:
+        backend.close()
+    if as_json:
+        console.print_json(summary.model_dump_json())
+    else:
+        _print_summary(summary, settings)
+
+
+def _print_summary(s: RunSummary, settings: Settings) -> None:
+    table = Table(title="energywatch run", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("feeds polled", s.feeds_polled), ("  not modified (304)", s.feeds_not_modified),
+        ("  unchanged body", s.feeds_unchanged_body), ("  failed", s.feeds_failed), ("feeds skipped", s.feeds_skipped),
+        ("items seen", s.items_seen), ("  new", s.items_new), ("pages fetched", s.pages_fetched),
+        ("pages failed", s.pages_failed), ("documents stored", s.documents_stored),
+        ("  from feed summary", s.documents_from_summary),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    for stage, seconds in sorted(s.stage_seconds.items()):
+        table.add_row(f"time {stage}" + ("" if stage == "total" else " (summed)"), f"{seconds:.2f} s")
+    console.print(table)
+    if s.failures:
+        failures = Table(title=f"{len(s.failures)} failure(s)", title_justify="left")
+        for col in ("stage", "feed", "url", "reason", "retry"):
+            failures.add_column(col, overflow="fold")
+        for f in s.failures[:50]:
+            failures.add_row(f.stage, f.feed_id or "", escape(f.url), escape(f.reason), "yes" if f.transient else "no")
+        console.print(failures)
+        if len(s.failures) > 50:
+            console.print(f"… and {len(s.failures) - 50} more (use --json for all)")
+    console.print(f"store: {escape(_redact(settings.store))}")
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='words (all required), "a phrase", -excluded, prefix*')] = "",
+    lang: Annotated[Optional[list[str]], typer.Option("--lang", help="language code(s), e.g. ru")] = None,
+    source: Annotated[Optional[list[str]], typer.Option("--source", help="feed id or source name")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="7d, 12h, 2w or an ISO date")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="ISO date or relative time")] = None,
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="core, related or none")] = None,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", min=0.0, max=1.0)] = None,
+    theme: Annotated[Optional[list[str]], typer.Option("--theme")] = None,
+    country: Annotated[Optional[list[str]], typer.Option("--country", help="ISO 3166 alpha-2, e.g. AZ")] = None,
+    org: Annotated[Optional[list[str]], typer.Option("--org", help="organisation id, e.g. NATO")] = None,
+    infrastructure: Annotated[Optional[list[str]], typer.Option("--infrastructure")] = None,
+    person: Annotated[Optional[list[str]], typer.Option("--person")] = None,
+    story: Annotated[Optional[str], typer.Option("--story", help="only the copies of one story")] = None,
+    all_copies: Annotated[bool, typer.Option("--all-copies", help="one line per document, not per story")] = False,
+    sort: Annotated[str, typer.Option("--sort", help="relevance or date")] = "relevance",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 10,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search stored documents (stemmed per language: an inflected form finds the others)."""
+    from energywatch.store import open_store
+
+    if sort not in {"relevance", "date"}:
+        _fail(ConfigError(f"--sort must be relevance or date, not {sort!r}"))
+    try:
+        settings = _settings(store=store)
+        q = SearchQuery(
+            text=query, languages=tuple(lang or ()), sources=tuple(source or ()), since=parse_since(since),
+            until=parse_since(until), labels=tuple(label or ()), min_score=min_score, themes=tuple(theme or ()),
+            countries=tuple(c.upper() for c in country or ()), organizations=tuple(org or ()),
+            infrastructure=tuple(infrastructure or ()), people=tuple(person or ()), story_id=story,
+            group_stories=not all_copies and story is None, sort=sort, limit=limit,  # type: ignore[arg-type]
+        )
+        backend = open_store(settings.store)
+        try:
+            result = backend.search(q)
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    _print_result(result)
+
+
+def _print_result(result: SearchResult) -> None:
+    console.print(f"[bold]{result.total}[/] match(es)")
+    for n, hit in enumerate(result.hits, start=1):
+        d = hit.document
+        when = d.published_at.strftime("%Y-%m-%d") if d.published_at else "undated"
+        copies = f" · {hit.copies} copies" if hit.copies > 1 else ""
+        rel = f" · {d.relevance.label} {d.relevance.score:.2f}" if d.relevance.label != "none" else ""
+        console.print(f"\n[bold]{n}. {escape(d.title or '(no title)')}[/]")
+        console.print(f"   [dim]{escape(d.source)} · {d.language or '?'} · {when}{rel}{copies} · {escape(d.url)}[/]")
+        snippet = render_marked(Snippet(hit.snippet, hit.highlights), "[bold yellow]", "[/]", escape)
+        console.print(f"   {snippet}")
+    for name, values in result.facets.items():
+        if values:
+            console.print(f"[dim]{name}:[/] " + ", ".join(f"{escape(v.value)} ({v.count})" for v in values[:10]))
+
+
+@app.command()
+def stats(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts of stored documents, stories and feeds."""
+    from energywatch.store import open_store
+
+    try:
+        backend = open_store(_settings(store=store).store)
+        try:
+            result = backend.stats()
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    table = Table(title="energywatch store", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    fmt = lambda d: d.strftime("%Y-%m-%d %H:%M") if isinstance(d, datetime) else "—"  # noqa: E731
+    for name, value in [
+        ("documents", result.documents), ("stories", result.stories), ("feeds", result.feeds),
+        ("feeds failing", result.feeds_failing), ("feeds disabled", result.feeds_disabled),
+        ("by language", _dict(result.by_language)), ("by label", _dict(result.by_label)),
+        ("by extraction", _dict(result.by_extraction)), ("oldest published", fmt(result.oldest_published)),
+        ("newest published", fmt(result.newest_published)), ("last indexed", fmt(result.last_indexed)),
+    ]:
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+def _dict(values: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in values.items()) or "—"
+
+
+@feeds_app.command("check")
+def feeds_check(
+    feeds: FeedsOpt = None,
+    offline: Annotated[bool, typer.Option("--offline", help="validate the file only; fetch nothing")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a feed list and report each feed's health (reachable, format, items, last modified, error)."""
+    from energywatch.health import check_feeds
+
+    try:
+        settings = _settings(feeds)
+        feed_list = load_feeds(settings.feeds_file)
+    except EnergywatchError as exc:
+        _fail(exc)
+    if offline:
+        console.print(f"{settings.feeds_file}: {len(feed_list)} feed(s), valid")
+        return
+    with console.status(f"checking {len(feed_list)} feeds…") if not as_json else _nullcontext():
+        reports = asyncio.run(check_feeds(settings, feed_list))
+    if as_json:
+        console.print_json(json.dumps([r.__dict__ for r in reports], default=str))
+    else:
+        table = Table(title=f"{settings.feeds_file}: {len(feed_list)} feeds", title_justify="left")
+        for col in ("feed", "lang", "reachable", "format", "items", "last modified", "error"):
+            table.add_column(col, overflow="fold")
+        for r in reports:
+            table.add_row(r.feed_id, r.language or "", "[green]yes[/]" if r.reachable else "[red]no[/]",
+                          r.format or "", str(r.items) if r.items is not None else "", r.last_modified or "",
+                          escape(r.error or ""))
+        console.print(table)
+    if not all(r.healthy for r in reports):
+        raise typer.Exit(code=1)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def main() -> None:
+    """Entry point for `python -m energywatch`."""
+    app()

@@ -1,0 +1,1 @@
+"""Enrichment stages: language, relevance, entities, near-duplicates."""

@@ -1,0 +1,287 @@
+"""One run: poll due feeds, fetch new articles, extract, enrich, store. The only module that knows the order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from energywatch.config import Settings
+from energywatch.enrich.language import detect_language
+from energywatch.errors import FetchError, TransientError
+from energywatch.extract import article_from_feed, extract_article
+from energywatch.feeds import ParsedFeed, PollResult, initial_state, is_due, parse_feed, poll_feed, replace_state
+from energywatch.http import HttpClient
+from energywatch.models import Article, Document, Failure, Feed, FeedItem, FeedState, RunSummary, utcnow
+from energywatch.store.base import Store
+from energywatch.urls import domain_of
+
+log = logging.getLogger(__name__)
+
+_HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
+_PAGE_ACCEPT = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"}
+_WRITE_BATCH = 64
+_WRITE_EVERY_SECONDS = 1.0  # so that a killed run keeps what it had finished
+
+
+class Progress(Protocol):
+    """What the pipeline reports while it works; the CLI draws it, Airflow logs it."""
+
+    def feeds_planned(self, count: int) -> None: ...
+    def feed_done(self, feed: Feed, status: str) -> None: ...
+    def items_planned(self, count: int) -> None: ...
+    def item_done(self) -> None: ...
+
+
+class NoProgress:
+    """A Progress that reports nothing."""
+
+    def feeds_planned(self, count: int) -> None:
+        """Ignore."""
+
+    def feed_done(self, feed: Feed, status: str) -> None:
+        """Ignore."""
+
+    def items_planned(self, count: int) -> None:
+        """Ignore."""
+
+    def item_done(self) -> None:
+        """Ignore."""
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """Everything a worker process needs to turn one fetched page into a Document."""
+
+    item: FeedItem
+    html: bytes | None
+    final_url: str
+    charset: str | None
+    fetched_at: datetime
+    fallback_reason: str | None
+    min_text_chars: int
+    languages: tuple[str, ...]
+    language_sample_chars: int
+
+
+def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
+    """Extract and enrich one page (runs in a worker process); returns the document and stage times."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    item = job.item
+    if job.html is None:
+        article = article_from_feed(item, job.fallback_reason or "page not fetched")
+    else:
+        article = extract_article(job.html, url=job.final_url, item=item, header_charset=job.charset,
+                                  min_text_chars=job.min_text_chars)
+    t1 = time.perf_counter()
+    timings["extract"] = t1 - t0
+    language, confidence = detect_language(article.title, article.text, languages=job.languages,
+                                           hint=item.language_hint, sample_chars=job.language_sample_chars)
+    timings["language"] = time.perf_counter() - t1
+    return _document(item, article, job, language, confidence), timings
+
+
+def _document(item: FeedItem, article: Article, job: PageJob, language: str | None,
+              confidence: float | None) -> Document:
+    return Document(
+        id=item.doc_id, url=item.url, canonical_url=item.canonical_url, domain=domain_of(item.canonical_url),
+        feed_id=item.feed_id, source=item.source, source_country=item.source_country, guid=item.guid,
+        title=article.title or item.title, text=article.text, summary=article.summary, authors=article.authors,
+        published_at=article.published_at, date_source=article.date_source, fetched_at=job.fetched_at,
+        language=language, language_confidence=confidence, extraction=article.method, warnings=article.warnings,
+        story_id=item.doc_id,
+    )
+
+
+def _parse_in_worker(feed: Feed, content: bytes, url: str, content_type: str, charset: str | None) -> ParsedFeed:
+    return parse_feed(feed, content, url=url, content_type=content_type, charset=charset)
+
+
+def _warm_worker(languages: tuple[str, ...]) -> None:
+    # load trafilatura and the language model once per worker, not on its first page
+    import trafilatura  # noqa: F401
+
+    detect_language("warm up", "a short text to load the language model", languages=languages)
+
+
+class _Run:
+    """State of one run; see `run()`."""
+
+    def __init__(self, settings: Settings, store: Store, progress: Progress, pool: ProcessPoolExecutor) -> None:
+        self.settings = settings
+        self.store = store
+        self.progress = progress
+        self.pool = pool
+        self.summary = RunSummary()
+        self.claimed: set[str] = set()
+        self.pending: list[Document] = []
+        self.write_lock = asyncio.Lock()
+        self.last_flush = time.monotonic()
+        self.page_slots = asyncio.Semaphore(settings.workers * 4)  # bounds pages held in memory
+
+    def fail(self, stage: str, feed_id: str | None, url: str, reason: str, transient: bool) -> None:
+        self.summary.failures.append(Failure(stage=stage, feed_id=feed_id, url=url, reason=reason, transient=transient))
+        log.warning("%s failed for %s (%s): %s", stage, url, feed_id, reason)
+
+    async def parse(self, feed: Feed, content: bytes, *, url: str, content_type: str, charset: str | None) -> ParsedFeed:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, _parse_in_worker, feed, content, url, content_type, charset)
+
+    async def handle_feed(self, http: HttpClient, feed: Feed, state: FeedState) -> None:
+        t0 = time.perf_counter()
+        result = await poll_feed(http, feed, state, max_bytes=self.settings.max_feed_bytes, now=utcnow(),
+                                 parse=self.parse)
+        self.summary.add_time("poll", time.perf_counter() - t0)
+        self._count_poll(result)
+        self.progress.feed_done(feed, result.status)
+        if result.status != "ok":
+            await asyncio.to_thread(self.store.save_feed_states, [result.state])
+            return
+        self.summary.items_seen += len(result.items)
+        fresh = await asyncio.to_thread(self.store.unseen, list(result.items))
+        new = [i for i in fresh if i.doc_id not in self.claimed]
+        self.claimed.update(i.doc_id for i in new)
+        self.summary.items_new += len(new)
+        self.progress.items_planned(len(new))
+        outcomes = await asyncio.gather(*(self.handle_item(http, item) for item in new))
+        await self.flush()
+        state = result.state
+        if not all(outcomes):
+            # keep no validators: the next poll must read the whole feed again to retry these items
+            state = replace_state(state, etag=None, last_modified=None, body_hash=None)
+        await asyncio.to_thread(self.store.save_feed_states, [state])
+
+    def _count_poll(self, result: PollResult) -> None:
+        s = self.summary
+        if result.status in {"disabled", "deferred"}:
+            s.feeds_skipped += 1
+            return
+        s.feeds_polled += 1
+        if result.status == "not-modified":
+            s.feeds_not_modified += 1
+        elif result.status == "unchanged":
+            s.feeds_unchanged_body += 1
+        elif result.status in {"failed", "gone"}:
+            s.feeds_failed += 1
+            self.fail("poll", result.feed.id, result.feed.url, result.error or result.status, result.transient)
+        elif result.parse_warning:
+            self.fail("parse", result.feed.id, result.feed.url,
+                      f"feed is malformed, kept the {len(result.items)} entries that parsed: {result.parse_warning}",
+                      False)
+
+    async def handle_item(self, http: HttpClient, item: FeedItem) -> bool:
+        """Fetch, extract and queue one item; False when it must be retried in a later run."""
+        async with self.page_slots:
+            html, final_url, charset, reason = None, item.url, None, None
+            t0 = time.perf_counter()
+            try:
+                page = await http.get(item.url, max_bytes=self.settings.max_page_bytes, headers=_PAGE_ACCEPT)
+                if page.content_type not in _HTML_TYPES:
+                    raise FetchError(f"{item.url}: not an HTML page (Content-Type {page.content_type})")
+                html, final_url, charset = page.content, page.url, page.charset
+                self.summary.pages_fetched += 1
+            except TransientError as exc:
+                self.summary.pages_failed += 1
+                self.fail("fetch", item.feed_id, item.url, f"{exc}; will retry next run", True)
+                self.progress.item_done()
+                return False
+            except FetchError as exc:
+                self.summary.pages_failed += 1
+                reason = f"page not used: {exc}"
+                if not (item.title or item.summary):
+                    self.fail("fetch", item.feed_id, item.url, f"{exc}; the feed entry has no text either", False)
+                    self.progress.item_done()
+                    return True
+                self.fail("fetch", item.feed_id, item.url, f"{exc}; stored the feed's summary", False)
+            finally:
+                self.summary.add_time("fetch", time.perf_counter() - t0)
+            job = PageJob(item=item, html=html, final_url=final_url, charset=charset, fetched_at=utcnow(),
+                          fallback_reason=reason, min_text_chars=self.settings.min_text_chars,
+                          languages=self.settings.languages,
+                          language_sample_chars=self.settings.language_sample_chars)
+            loop = asyncio.get_running_loop()
+            try:
+                document, timings = await loop.run_in_executor(self.pool, build_document, job)
+            except Exception as exc:  # a worker crash must not take the run down with it
+                self.fail("extract", item.feed_id, item.url, f"{type(exc).__name__}: {exc}", True)
+                self.progress.item_done()
+                return False
+            for stage, seconds in timings.items():
+                self.summary.add_time(stage, seconds)
+        self.pending.append(document)
+        if len(self.pending) >= _WRITE_BATCH or time.monotonic() - self.last_flush >= _WRITE_EVERY_SECONDS:
+            await self.flush()
+        self.progress.item_done()
+        return True
+
+    async def flush(self) -> None:
+        async with self.write_lock:
+            self.last_flush = time.monotonic()
+            batch, self.pending = self.pending, []
+            if not batch:
+                return
+            t0 = time.perf_counter()
+            stored = await asyncio.to_thread(self.store.put_documents, batch)
+            self.summary.add_time("store", time.perf_counter() - t0)
+            self.summary.documents_stored += len(stored)
+            self.summary.documents_from_summary += sum(1 for d in batch if d.extraction.value == "feed-summary")
+
+
+def plan_feeds(feeds: Sequence[Feed], states: dict[str, FeedState], settings: Settings, *,
+               due_only: bool, now: datetime) -> list[tuple[Feed, FeedState]]:
+    """The feeds this run polls: enabled ones, and with due_only only those whose interval elapsed."""
+    planned = []
+    for feed in feeds:
+        state = states.get(feed.id) or initial_state(feed)
+        if state.url != feed.url:
+            # the configured URL changed: forget validators and discovery made for the old one
+            state = initial_state(feed)
+        if not feed.enabled:
+            continue
+        if due_only and not is_due(feed, state, now, settings.default_interval_minutes):
+            continue
+        planned.append((feed, state))
+    return planned
+
+
+def make_pool(settings: Settings) -> ProcessPoolExecutor:
+    """Worker processes for parsing and extraction (forkserver: safe beside threads and an event loop)."""
+    return ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=_warm_worker, initargs=(settings.languages,))
+
+
+async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, due_only: bool = False,
+                    progress: Progress | None = None, pool: ProcessPoolExecutor | None = None) -> RunSummary:
+    """Poll the planned feeds and carry every new item through to the store."""
+    progress = progress or NoProgress()
+    own_pool = pool is None
+    pool = pool or make_pool(settings)
+    started = time.perf_counter()
+    try:
+        states = await asyncio.to_thread(store.get_feed_states)
+        planned = plan_feeds(feeds, states, settings, due_only=due_only, now=utcnow())
+        job = _Run(settings, store, progress, pool)
+        job.summary.feeds_skipped = len(feeds) - len(planned)
+        progress.feeds_planned(len(planned))
+        async with HttpClient(settings) as http:
+            await asyncio.gather(*(job.handle_feed(http, feed, state) for feed, state in planned))
+        await job.flush()
+    finally:
+        if own_pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+    job.summary.finished_at = utcnow()
+    job.summary.stage_seconds["total"] = time.perf_counter() - started
+    return job.summary
+
+
+def run(settings: Settings, feeds: Sequence[Feed], store: Store, *, due_only: bool = False,
+        progress: Progress | None = None) -> RunSummary:
+    """Synchronous entry point for one run (CLI, Airflow tasks)."""
+    return asyncio.run(run_async(settings, feeds, store, due_only=due_only, progress=progress))

@@ -1,0 +1,25 @@
+"""Storage backends behind one protocol; `open_store(url)` picks one from a URL."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from energywatch.errors import ConfigError
+from energywatch.store.base import Store
+
+
+def open_store(url: str) -> Store:
+    """Open the store a URL names: sqlite:///path (embedded default) or http(s)://… (Elasticsearch)."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from energywatch.store.sqlite import SQLiteStore, sqlite_path
+
+        return SQLiteStore(sqlite_path(url))
+    if scheme in {"http", "https"}:
+        from energywatch.store.elasticsearch import ElasticsearchStore
+
+        return ElasticsearchStore.from_url(url)
+    raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path/to/file.db or http(s)://host:9200")
+
+
+__all__ = ["Store", "open_store"]

@@ -1,0 +1,51 @@
+"""The Store protocol: what every storage backend offers the pipeline, the CLI and the web UI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from energywatch.models import Document, FeedItem, FeedState, SearchQuery, SearchResult, StoreStats
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A storage backend; implementations: SQLiteStore (embedded default), ElasticsearchStore."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # feed state
+    def get_feed_states(self) -> dict[str, FeedState]:
+        """Every remembered feed state, by feed id."""
+
+    def save_feed_states(self, states: Sequence[FeedState]) -> None:
+        """Insert or replace feed states."""
+
+    # items and documents
+    def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
+        """The items whose document is not stored yet (by document id, then by feed GUID)."""
+
+    def put_documents(self, documents: Sequence[Document]) -> list[str]:
+        """Upsert documents and mark their items seen in one step; return the ids stored."""
+
+    def get_document(self, doc_id: str) -> Document | None:
+        """One document by id."""
+
+    def get_documents(self, doc_ids: Sequence[str]) -> list[Document]:
+        """Several documents by id, in the order asked; missing ones are left out."""
+
+    def iter_documents(self, batch_size: int = 500) -> Iterator[Document]:
+        """Every stored document, in batches (re-scoring, re-indexing, export)."""
+
+    def find_by_content_hash(self, content_hash: str) -> Document | None:
+        """The earliest stored document with exactly this normalised text, if any."""
+
+    def find_by_bands(self, bands: Sequence[str], limit: int = 50) -> list[Document]:
+        """Stored documents sharing at least one MinHash LSH band key (near-duplicate candidates)."""
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Full-text search with filters, facets and one line per story."""
+
+    def stats(self) -> StoreStats:
+        """Counts for `energywatch stats` and the UI."""

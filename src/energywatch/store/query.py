@@ -1,0 +1,59 @@
+"""Parse a user's search text into words, phrases, exclusions and prefixes, shared by every backend."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from energywatch.analysis import normalize, tokenize
+
+_PARTS = re.compile(r'(-?)"([^"]*)"|(-?)(\S+)')
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A search text split into parts; words are normalised tokens, not yet stemmed."""
+
+    words: tuple[str, ...] = ()
+    phrases: tuple[tuple[str, ...], ...] = ()
+    excluded: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing positive is asked for."""
+        return not (self.words or self.phrases or self.prefixes)
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """Split search text: plain words (all required), "quoted phrases", -excluded words, prefix*."""
+    words: list[str] = []
+    phrases: list[tuple[str, ...]] = []
+    excluded: list[str] = []
+    prefixes: list[str] = []
+    for match in _PARTS.finditer(text or ""):
+        negated_phrase, phrase, negated, word = match.groups()
+        if phrase is not None:
+            tokens = tuple(tokenize(normalize(phrase)))
+            if negated_phrase:
+                excluded.extend(tokens)
+            elif len(tokens) == 1:
+                words.append(tokens[0])
+            elif tokens:
+                phrases.append(tokens)
+            continue
+        is_prefix = word.endswith("*")
+        tokens = tokenize(normalize(word))
+        if not tokens:
+            continue
+        if negated:
+            excluded.extend(tokens)
+        elif is_prefix:
+            words.extend(tokens[:-1])
+            prefixes.append(tokens[-1])
+        else:
+            if len(tokens) > 1:
+                phrases.append(tuple(tokens))  # "Nord-Stream" is one phrase, not two loose words
+            else:
+                words.extend(tokens)
+    return ParsedQuery(tuple(words), tuple(phrases), tuple(excluded), tuple(prefixes))

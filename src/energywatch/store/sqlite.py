@@ -1,0 +1,427 @@
+"""The embedded default store: one SQLite file, WAL, FTS5 over stemmed text, facets in SQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from energywatch.analysis import analyze, candidate_languages, stem_tokens, unique
+from energywatch.errors import StoreError
+from energywatch.models import (
+    Document, FacetValue, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
+)
+from energywatch.snippets import make_snippet
+from energywatch.store.query import ParsedQuery, parse_query
+
+SCHEMA_VERSION = 1
+_TERM_FIELDS = {
+    "theme": lambda d: d.relevance.themes,
+    "country": lambda d: d.entities.countries,
+    "organization": lambda d: d.entities.organizations,
+    "infrastructure": lambda d: d.entities.infrastructure,
+    "person": lambda d: d.entities.people,
+    "band": lambda d: d.lsh_bands,
+}
+_FACET_COLUMNS = {"language": "language", "source": "source", "label": "label"}
+_FACET_TERMS = {"themes": "theme", "countries": "country", "organizations": "organization",
+                "infrastructure": "infrastructure", "people": "person"}
+FACET_LIMIT = 25
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feed_state (feed_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    feed_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    guid TEXT,
+    language TEXT,
+    published_at TEXT,
+    indexed_at TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT 'none',
+    score REAL NOT NULL DEFAULT 0,
+    story_id TEXT NOT NULL,
+    duplicate_of TEXT,
+    content_hash TEXT,
+    extraction TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_published ON documents (published_at);
+CREATE INDEX IF NOT EXISTS documents_language ON documents (language);
+CREATE INDEX IF NOT EXISTS documents_feed ON documents (feed_id);
+CREATE INDEX IF NOT EXISTS documents_label ON documents (label, score);
+CREATE INDEX IF NOT EXISTS documents_story ON documents (story_id);
+CREATE INDEX IF NOT EXISTS documents_hash ON documents (content_hash);
+CREATE TABLE IF NOT EXISTS doc_terms (
+    field TEXT NOT NULL, value TEXT NOT NULL, doc_rowid INTEGER NOT NULL,
+    PRIMARY KEY (field, value, doc_rowid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_terms_doc ON doc_terms (doc_rowid);
+CREATE TABLE IF NOT EXISTS seen_guids (
+    feed_id TEXT NOT NULL, guid TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (feed_id, guid)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS doc_fts USING fts5(
+    title, body,
+    tokenize = "unicode61 remove_diacritics 0 categories 'L* N* Co M*'"
+);
+"""
+
+
+def sqlite_path(url: str) -> Path:
+    """The file path inside a sqlite:///relative or sqlite:////absolute URL."""
+    if not url.startswith("sqlite:///"):
+        raise StoreError(f"not a SQLite store URL: {url!r} (expected sqlite:///path/to/file.db)")
+    return Path(url[len("sqlite:///"):])
+
+
+class SQLiteStore:
+    """Store on one SQLite file; safe to open from several processes (WAL, busy timeout)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer energywatch (schema {row[0]} > {SCHEMA_VERSION}): upgrade energywatch"
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # feed state ------------------------------------------------------------------------------------
+    def get_feed_states(self) -> dict[str, FeedState]:
+        """Every remembered feed state, by feed id."""
+        rows = self._db.execute("SELECT data FROM feed_state").fetchall()
+        states = [FeedState.model_validate_json(row[0]) for row in rows]
+        return {s.feed_id: s for s in states}
+
+    def save_feed_states(self, states: Sequence[FeedState]) -> None:
+        """Insert or replace feed states."""
+        now = utcnow().isoformat()
+        with self._lock, self._tx():
+            self._db.executemany(
+                "INSERT INTO feed_state VALUES (?, ?, ?) ON CONFLICT(feed_id) DO UPDATE SET data=excluded.data, "
+                "updated_at=excluded.updated_at",
+                [(s.feed_id, s.model_dump_json(), now) for s in states],
+            )
+
+    # documents -------------------------------------------------------------------------------------
+    def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
+        """The items whose document is not stored yet (by document id, then by feed GUID)."""
+        if not items:
+            return []
+        known: set[str] = set()
+        ids = list({i.doc_id for i in items})
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            known.update(r[0] for r in self._db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
+        seen_guids: set[tuple[str, str]] = set()
+        pairs = [(i.feed_id, i.guid) for i in items if i.guid]
+        for chunk in _chunks(pairs, 400):
+            clause = " OR ".join("(feed_id = ? AND guid = ?)" for _ in chunk)
+            flat = [v for pair in chunk for v in pair]
+            seen_guids.update((r[0], r[1]) for r in self._db.execute(f"SELECT feed_id, guid FROM seen_guids WHERE {clause}", flat))
+        return [i for i in items if i.doc_id not in known and (i.feed_id, i.guid) not in seen_guids]
+
+    def put_documents(self, documents: Sequence[Document]) -> list[str]:
+        """Upsert documents, their index entries and seen GUIDs in one transaction."""
+        if not documents:
+            return []
+        now = utcnow()
+        prepared = [(d if d.indexed_at else d.model_copy(update={"indexed_at": now})) for d in documents]
+        index_rows = [(" ".join(analyze(d.title, d.language)), " ".join(analyze(d.text, d.language))) for d in prepared]
+        with self._lock, self._tx():
+            for doc, (title_terms, body_terms) in zip(prepared, index_rows):
+                row = self._db.execute(
+                    """INSERT INTO documents (id, feed_id, source, guid, language, published_at, indexed_at, label,
+                           score, story_id, duplicate_of, content_hash, extraction, data)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(id) DO UPDATE SET feed_id=excluded.feed_id, source=excluded.source,
+                           guid=excluded.guid, language=excluded.language, published_at=excluded.published_at,
+                           indexed_at=excluded.indexed_at, label=excluded.label, score=excluded.score,
+                           story_id=excluded.story_id, duplicate_of=excluded.duplicate_of,
+                           content_hash=excluded.content_hash, extraction=excluded.extraction, data=excluded.data
+                       RETURNING rowid""",
+                    (doc.id, doc.feed_id, doc.source, doc.guid, doc.language, _iso(doc.published_at),
+                     _iso(doc.indexed_at), doc.relevance.label, doc.relevance.score, doc.story_id or doc.id,
+                     doc.duplicate_of, doc.content_hash, doc.extraction.value, doc.model_dump_json()),
+                ).fetchone()
+                rowid = row[0]
+                self._db.execute("DELETE FROM doc_fts WHERE rowid = ?", (rowid,))
+                self._db.execute("INSERT INTO doc_fts (rowid, title, body) VALUES (?, ?, ?)", (rowid, title_terms, body_terms))
+                self._db.execute("DELETE FROM doc_terms WHERE doc_rowid = ?", (rowid,))
+                terms = {(field, value, rowid) for field, get in _TERM_FIELDS.items() for value in get(doc)}
+                if terms:
+                    self._db.executemany("INSERT OR IGNORE INTO doc_terms VALUES (?, ?, ?)", sorted(terms))
+                if doc.guid:
+                    self._db.execute("INSERT OR REPLACE INTO seen_guids VALUES (?, ?, ?)", (doc.feed_id, doc.guid, doc.id))
+        return [d.id for d in prepared]
+
+    def get_document(self, doc_id: str) -> Document | None:
+        """One document by id."""
+        row = self._db.execute("SELECT data FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return Document.model_validate_json(row[0]) if row else None
+
+    def get_documents(self, doc_ids: Sequence[str]) -> list[Document]:
+        """Several documents by id, in the order asked; missing ones are left out."""
+        found: dict[str, Document] = {}
+        for chunk in _chunks(list(doc_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for (data,) in self._db.execute(f"SELECT data FROM documents WHERE id IN ({marks})", chunk):
+                doc = Document.model_validate_json(data)
+                found[doc.id] = doc
+        return [found[i] for i in doc_ids if i in found]
+
+    def iter_documents(self, batch_size: int = 500) -> Iterator[Document]:
+        """Every stored document, oldest rowid first, in batches."""
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT rowid, data FROM documents WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch_size)
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for _, data in rows:
+                yield Document.model_validate_json(data)
+
+    def find_by_content_hash(self, content_hash: str) -> Document | None:
+        """The earliest stored document with exactly this normalised text."""
+        row = self._db.execute(
+            "SELECT data FROM documents WHERE content_hash = ? ORDER BY rowid LIMIT 1", (content_hash,)
+        ).fetchone()
+        return Document.model_validate_json(row[0]) if row else None
+
+    def find_by_bands(self, bands: Sequence[str], limit: int = 50) -> list[Document]:
+        """Stored documents sharing at least one LSH band key."""
+        if not bands:
+            return []
+        marks = ",".join("?" * len(bands))
+        rows = self._db.execute(
+            f"""SELECT d.data FROM documents d WHERE d.rowid IN (
+                   SELECT doc_rowid FROM doc_terms WHERE field = 'band' AND value IN ({marks}))
+                ORDER BY d.rowid LIMIT ?""",
+            (*bands, limit),
+        ).fetchall()
+        return [Document.model_validate_json(r[0]) for r in rows]
+
+    # search ----------------------------------------------------------------------------------------
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Full-text search with filters, facets and one line per story."""
+        parsed = parse_query(query.text)
+        match = fts_expression(parsed, query.languages)
+        where, params = _filters(query)
+        if match:
+            source_sql = ("SELECT d.rowid AS rid, d.story_id AS story, d.published_at AS published, "
+                          "bm25(doc_fts, 4.0, 1.0) AS rank FROM doc_fts JOIN documents d ON d.rowid = doc_fts.rowid "
+                          "WHERE doc_fts MATCH ?")
+            params = [match, *params]
+        elif not parsed.empty or parsed.excluded:
+            return SearchResult(total=0, hits=(), facets={})
+        else:
+            source_sql = ("SELECT d.rowid AS rid, d.story_id AS story, d.published_at AS published, "
+                          "0.0 AS rank FROM documents d WHERE 1")
+        matched_sql = source_sql + "".join(f" AND {w}" for w in where)
+        order = "rank, published DESC" if query.sort == "relevance" and match else "published DESC, rank"
+        try:
+            with self._lock:
+                self._db.execute("DROP TABLE IF EXISTS temp.matched")
+                self._db.execute(f"CREATE TEMP TABLE matched AS {matched_sql}", params)
+                if query.group_stories:
+                    total = self._db.execute("SELECT COUNT(DISTINCT story) FROM temp.matched").fetchone()[0]
+                    rows = self._db.execute(
+                        f"""SELECT rid, rank, copies FROM (
+                              SELECT rid, rank, published, COUNT(*) OVER (PARTITION BY story) AS copies,
+                                     ROW_NUMBER() OVER (PARTITION BY story ORDER BY rank, published DESC, rid) AS rn
+                              FROM temp.matched)
+                            WHERE rn = 1 ORDER BY {order} LIMIT ? OFFSET ?""",
+                        (query.limit, query.offset),
+                    ).fetchall()
+                else:
+                    total = self._db.execute("SELECT COUNT(*) FROM temp.matched").fetchone()[0]
+                    rows = self._db.execute(
+                        f"SELECT rid, rank, 1 FROM temp.matched ORDER BY {order} LIMIT ? OFFSET ?",
+                        (query.limit, query.offset),
+                    ).fetchall()
+                facets = self._facets() if query.facets else {}
+                docs = {
+                    rid: Document.model_validate_json(data)
+                    for rid, data in self._db.execute(
+                        f"SELECT rowid, data FROM documents WHERE rowid IN ({','.join('?' * len(rows))})",
+                        [r[0] for r in rows],
+                    )
+                } if rows else {}
+                self._db.execute("DROP TABLE IF EXISTS temp.matched")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"search failed for {query.text!r}: {exc}") from exc
+        words = list(parsed.words) + [w for p in parsed.phrases for w in p] + list(parsed.prefixes)
+        hits = []
+        for rid, rank, copies in rows:
+            doc = docs[rid]
+            snippet = make_snippet(doc.text or doc.summary or doc.title, words, doc.language)
+            hits.append(SearchHit(document=doc, score=round(-float(rank), 4), snippet=snippet.text,
+                                  highlights=snippet.highlights, copies=int(copies)))
+        return SearchResult(total=int(total), hits=tuple(hits), facets=facets)
+
+    def _facets(self) -> dict[str, tuple[FacetValue, ...]]:
+        facets: dict[str, tuple[FacetValue, ...]] = {}
+        for name, column in _FACET_COLUMNS.items():
+            rows = self._db.execute(
+                f"""SELECT d.{column}, COUNT(*) FROM temp.matched m JOIN documents d ON d.rowid = m.rid
+                    WHERE d.{column} IS NOT NULL GROUP BY d.{column} ORDER BY COUNT(*) DESC, d.{column} LIMIT ?""",
+                (FACET_LIMIT,),
+            ).fetchall()
+            facets[name] = tuple(FacetValue(value=str(v), count=c) for v, c in rows)
+        for name, field in _FACET_TERMS.items():
+            rows = self._db.execute(
+                """SELECT t.value, COUNT(*) FROM temp.matched m JOIN doc_terms t ON t.doc_rowid = m.rid
+                   WHERE t.field = ? GROUP BY t.value ORDER BY COUNT(*) DESC, t.value LIMIT ?""",
+                (field, FACET_LIMIT),
+            ).fetchall()
+            facets[name] = tuple(FacetValue(value=v, count=c) for v, c in rows)
+        return facets
+
+    def stats(self) -> StoreStats:
+        """Counts for `energywatch stats` and the UI."""
+        db = self._db
+        documents, stories = db.execute("SELECT COUNT(*), COUNT(DISTINCT story_id) FROM documents").fetchone()
+        oldest, newest, last = db.execute(
+            "SELECT MIN(published_at), MAX(published_at), MAX(indexed_at) FROM documents"
+        ).fetchone()
+        states = list(self.get_feed_states().values())
+
+        def counts(column: str) -> dict[str, int]:
+            return {str(k): v for k, v in db.execute(
+                f"SELECT COALESCE({column}, 'unknown'), COUNT(*) FROM documents GROUP BY 1 ORDER BY 2 DESC")}
+
+        return StoreStats(
+            documents=documents, stories=stories, feeds=len(states),
+            feeds_failing=sum(1 for s in states if s.consecutive_failures and not s.disabled),
+            feeds_disabled=sum(1 for s in states if s.disabled),
+            by_language=counts("language"), by_label=counts("label"), by_extraction=counts("extraction"),
+            oldest_published=_dt(oldest), newest_published=_dt(newest), last_indexed=_dt(last),
+        )
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error: a batch is stored whole or not at all."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
+
+
+def _fts_string(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def fts_expression(parsed: ParsedQuery, languages: Sequence[str] = ()) -> str | None:
+    """An FTS5 MATCH expression: the query stemmed in each candidate language, OR-ed together."""
+    if parsed.empty:
+        return None
+    all_words = " ".join([*parsed.words, *[w for p in parsed.phrases for w in p], *parsed.prefixes])
+    langs: list[str | None] = list(languages) or list(candidate_languages(all_words)) or [None]
+    variants: list[str] = []
+    negatives: list[str] = []
+    for lang in langs:
+        parts = [_fts_string(s) for s in unique(stem_tokens(list(parsed.words), lang))]
+        parts += [_fts_string(" ".join(stem_tokens(list(p), lang))) for p in parsed.phrases]
+        parts += [_fts_string(p) + " *" for p in parsed.prefixes]
+        variants.append("(" + " AND ".join(parts) + ")")
+        negatives += [_fts_string(s) for s in stem_tokens(list(parsed.excluded), lang)]
+    expression = " OR ".join(unique(variants))
+    if negatives:
+        # excluded words leave out a document in whichever language they stem to
+        expression = f"({expression}) NOT ({' OR '.join(unique(negatives))})"
+    return expression
+
+
+def _filters(query: SearchQuery) -> tuple[list[str], list[object]]:
+    where: list[str] = []
+    params: list[object] = []
+
+    def any_of(column: str, values: Sequence[str]) -> None:
+        where.append(f"{column} IN ({','.join('?' * len(values))})")
+        params.extend(values)
+
+    if query.languages:
+        any_of("d.language", query.languages)
+    if query.sources:
+        marks = ",".join("?" * len(query.sources))
+        where.append(f"(d.feed_id IN ({marks}) OR d.source IN ({marks}))")
+        params.extend([*query.sources, *query.sources])
+    if query.since:
+        where.append("d.published_at >= ?")
+        params.append(_iso(query.since))
+    if query.until:
+        where.append("d.published_at <= ?")
+        params.append(_iso(query.until))
+    if query.labels:
+        any_of("d.label", query.labels)
+    if query.min_score is not None:
+        where.append("d.score >= ?")
+        params.append(query.min_score)
+    if query.story_id:
+        where.append("d.story_id = ?")
+        params.append(query.story_id)
+    for field, values in (("theme", query.themes), ("country", query.countries),
+                          ("organization", query.organizations), ("infrastructure", query.infrastructure),
+                          ("person", query.people)):
+        if values:
+            where.append(
+                f"d.rowid IN (SELECT doc_rowid FROM doc_terms WHERE field = ? AND value IN ({','.join('?' * len(values))}))"
+            )
+            params.extend([field, *values])
+    return where, params
+
+
+def _iso(value: datetime | None) -> str | None:
+    # one offset for every stored time, so that string comparison orders them correctly
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds") if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _chunks(values: list, size: int) -> Iterator[list]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]

@@ -1,0 +1,79 @@
+"""Small text helpers shared by stages: HTML fragments to text, whitespace, decoding."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+import lxml.html
+from charset_normalizer import from_bytes
+from lxml import etree
+
+_WS = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u3000]+")
+_BLANKS = re.compile(r"\n\s*\n+")
+
+# WHATWG treats these labels as their Windows supersets; decoding by the label alone loses characters
+_SUPERSETS = {
+    "iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
+    "iso-8859-9": "cp1254", "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
+    "iso-8859-11": "cp874", "tis-620": "cp874", "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
+}
+
+
+def collapse_ws(text: str) -> str:
+    """Collapse runs of spaces and blank lines; strip the ends."""
+    text = _WS.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANKS.sub("\n\n", text).strip()
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment (feed summaries, titles with markup)."""
+    if not fragment:
+        return ""
+    if "<" not in fragment and "&" not in fragment:
+        return collapse_ws(fragment)
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return collapse_ws(re.sub(r"<[^>]+>", " ", fragment))
+    for bad in root.xpath("//script|//style|//noscript"):
+        bad.drop_tree()
+    for br in root.xpath("//br|//p|//div|//li"):
+        br.tail = "\n" + (br.tail or "")
+    return collapse_ws(root.text_content())
+
+
+def codec_for(label: str | None) -> str | None:
+    """Python codec name for a charset label, widened to its WHATWG superset; None if unknown."""
+    if not label:
+        return None
+    label = label.strip().strip("\"'").lower()
+    label = _SUPERSETS.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def decode_bytes(data: bytes, *, declared: tuple[str | None, ...] = ()) -> tuple[str, str]:
+    """Decode bytes: BOM, then valid UTF-8, then the declared labels in order, then detection."""
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(name, errors="replace"), name
+    try:
+        # valid UTF-8 with non-ASCII bytes is almost never another encoding, whatever the label says
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    for label in declared:
+        codec = codec_for(label)
+        if codec and codec not in {"utf-8", "utf_8"}:
+            try:
+                return data.decode(codec), codec
+            except UnicodeDecodeError:
+                continue
+    best = from_bytes(data[:200_000]).best()
+    if best is not None and best.encoding:
+        return data.decode(best.encoding, errors="replace"), best.encoding
+    return data.decode("cp1252", errors="replace"), "cp1252"

@@ -1,0 +1,26 @@
+"""Parse user-facing time expressions: relative ('7d', '12h') or absolute (ISO 8601 dates)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from energywatch.errors import ConfigError
+
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.I)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
+    """'7d' → seven days ago; '2026-01-31' or a full ISO timestamp → that instant (UTC if no offset)."""
+    if value is None or not value.strip():
+        return None
+    now = now or datetime.now(timezone.utc)
+    match = _RELATIVE.match(value)
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ConfigError(f"cannot read time {value!r}: use 30m, 12h, 7d, 2w or an ISO date like 2026-01-31") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -1,0 +1,38 @@
+"""Canonical article URLs and the stable document id derived from them."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from courlan import normalize_url
+
+
+def canonical_url(url: str, base: str | None = None) -> str:
+    """Resolve, lower-case the host, drop fragments and tracking parameters (utm_*, fbclid, ...)."""
+    absolute = urljoin(base, url.strip()) if base else url.strip()
+    try:
+        # non-strict: drop known trackers only; strict mode also drops unknown parameters,
+        # which would merge distinct articles addressed as ?p=123 or ?story=...
+        normalized = normalize_url(absolute, strict=False)
+    except ValueError:
+        normalized = absolute
+    parts = urlsplit(normalized)
+    netloc = parts.netloc.lower()
+    if parts.scheme == "http" and netloc.endswith(":80"):
+        netloc = netloc[:-3]
+    elif parts.scheme == "https" and netloc.endswith(":443"):
+        netloc = netloc[:-4]
+    query = "&".join(sorted(p for p in parts.query.split("&") if p))
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", query, ""))
+
+
+def document_id(canonical: str) -> str:
+    """Stable id of a document: a hash of its canonical URL, so that writes are upserts."""
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def domain_of(url: str) -> str:
+    """Host of a URL without a leading www."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host

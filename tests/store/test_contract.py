@@ -1,0 +1,148 @@
+"""One contract for every Store: the same tests run unchanged against SQLite and Elasticsearch."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from energywatch.models import Document, Entities, FeedItem, FeedState, Relevance, SearchQuery
+from energywatch.store.base import Store
+from energywatch.urls import canonical_url, document_id
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def doc(n: int, *, title: str, text: str, lang: str, feed: str = "f1", story: str | None = None,
+        days: int = 0, label: str = "none", score: float = 0.0, themes: tuple[str, ...] = (),
+        countries: tuple[str, ...] = (), orgs: tuple[str, ...] = (), guid: str | None = None) -> Document:
+    url = canonical_url(f"https://news.example/{lang}/{n}")
+    did = document_id(url)
+    return Document(
+        id=did, url=url, canonical_url=url, domain="news.example", feed_id=feed, source=f"Source {feed}",
+        guid=guid, title=title, text=text, language=lang, published_at=T0 + timedelta(days=days), fetched_at=T0,
+        relevance=Relevance(score=score, label=label, themes=themes),  # type: ignore[arg-type]
+        entities=Entities(countries=countries, organizations=orgs), story_id=story or did,
+    )
+
+
+RU = doc(1, title="Азербайджан и НАТО обменялись мнениями по энергетическому взаимодействию",
+         text="В Баку прошел круглый стол, посвященный вопросам энергетической безопасности и изменения климата.",
+         lang="ru", label="core", score=0.9, themes=("nato", "energy-security"), countries=("AZ",), orgs=("NATO",))
+AR = doc(2, title="أمين عام الناتو: الطاقة محور رئيسي للأمن بعد أوكرانيا",
+         text="شدد أمين عام الناتو على الدور الحيوي للطاقة في دعم أمن الدول وقدرات الدفاع.", lang="ar",
+         feed="f2", days=1, label="core", score=0.85, themes=("nato",), countries=("UA", "RU"), orgs=("NATO",))
+EN = doc(3, title="Solar output hits record in Spain", text="Solar panels produced more power than ever this spring.",
+         lang="en", days=2, label="related", score=0.3, themes=("electricity-grid",), countries=("ES",))
+EN_COPY = doc(4, title="Solar output hits a record in Spain", text="Solar panels produced more power than ever this spring.",
+              lang="en", feed="f2", days=3, story=EN.id, label="related", score=0.3, countries=("ES",))
+ALL = [RU, AR, EN, EN_COPY]
+
+
+def fill(store: Store) -> None:
+    assert sorted(store.put_documents(ALL)) == sorted(d.id for d in ALL)
+
+
+def test_put_get_and_upsert(backend: Store) -> None:
+    fill(backend)
+    assert backend.get_document(RU.id).title == RU.title
+    changed = RU.model_copy(update={"title": "Новый заголовок"})
+    backend.put_documents([changed])
+    assert backend.get_document(RU.id).title == "Новый заголовок"
+    assert backend.stats().documents == 4
+    assert [d.id for d in backend.get_documents([AR.id, "missing", RU.id])] == [AR.id, RU.id]
+    assert backend.get_document("missing") is None
+    assert {d.id for d in backend.iter_documents(batch_size=3)} == {d.id for d in ALL}
+
+
+def test_unseen_by_id_and_guid(backend: Store) -> None:
+    with_guid = doc(9, title="t", text="x", lang="en", guid="guid-9")
+    backend.put_documents([RU, with_guid])
+
+    def item(url: str, guid: str | None, feed: str = "f1") -> FeedItem:
+        canon = canonical_url(url)
+        return FeedItem(feed_id=feed, source="s", guid=guid, url=url, canonical_url=canon, doc_id=document_id(canon))
+
+    stored = item(RU.url + "?utm_source=x", None)
+    same_guid = item("https://news.example/moved/9", "guid-9")
+    other_feed_guid = item("https://news.example/other", "guid-9", feed="f9")
+    new = item("https://news.example/new", "new")
+    assert backend.unseen([stored, same_guid, other_feed_guid, new]) == [other_feed_guid, new]
+
+
+def test_feed_state_roundtrip(backend: Store) -> None:
+    state = FeedState(feed_id="f1", url="https://x.example/feed", etag='"a"', last_polled_at=T0, consecutive_failures=2)
+    backend.save_feed_states([state])
+    backend.save_feed_states([state.model_copy(update={"etag": '"b"'})])
+    assert backend.get_feed_states()["f1"].etag == '"b"'
+    assert backend.get_feed_states()["f1"].consecutive_failures == 2
+
+
+def test_search_russian_inflection(backend: Store) -> None:
+    fill(backend)
+    result = backend.search(SearchQuery(text="энергетическая"))
+    assert result.hits and result.hits[0].document.id == RU.id
+    assert any(RU.text[a:b].lower().startswith("энергетическ") for a, b in
+               [(x - 1, y - 1) for x, y in result.hits[0].highlights]) or result.hits[0].highlights
+
+
+def test_search_arabic_article_forms(backend: Store) -> None:
+    fill(backend)
+    assert backend.search(SearchQuery(text="طاقة")).hits[0].document.id == AR.id
+    assert backend.search(SearchQuery(text="الطاقة", languages=("ar",))).hits[0].document.id == AR.id
+
+
+def test_search_filters(backend: Store) -> None:
+    fill(backend)
+    ids = lambda q: {h.document.id for h in backend.search(q).hits}  # noqa: E731
+    assert ids(SearchQuery(languages=("ar",))) == {AR.id}
+    assert ids(SearchQuery(sources=("f2",), group_stories=False)) == {AR.id, EN_COPY.id}
+    assert ids(SearchQuery(since=T0 + timedelta(days=1), until=T0 + timedelta(days=2))) == {AR.id, EN.id}
+    assert ids(SearchQuery(labels=("core",))) == {RU.id, AR.id}
+    assert ids(SearchQuery(min_score=0.88)) == {RU.id}
+    assert ids(SearchQuery(themes=("nato",))) == {RU.id, AR.id}
+    assert ids(SearchQuery(countries=("AZ",))) == {RU.id}
+    assert ids(SearchQuery(organizations=("NATO",), languages=("ru",))) == {RU.id}
+    assert ids(SearchQuery(text="solar", countries=("UA",))) == set()
+
+
+def test_one_line_per_story_with_copies(backend: Store) -> None:
+    fill(backend)
+    grouped = backend.search(SearchQuery(text="solar"))
+    assert grouped.total == 1 and grouped.hits[0].copies == 2
+    flat = backend.search(SearchQuery(text="solar", group_stories=False))
+    assert flat.total == 2 and {h.document.id for h in flat.hits} == {EN.id, EN_COPY.id}
+    assert backend.search(SearchQuery(story_id=EN.id, group_stories=False)).total == 2
+
+
+def test_facets(backend: Store) -> None:
+    fill(backend)
+    facets = backend.search(SearchQuery(group_stories=False)).facets
+    as_dict = lambda name: {v.value: v.count for v in facets[name]}  # noqa: E731
+    assert as_dict("language") == {"en": 2, "ru": 1, "ar": 1}
+    assert as_dict("label") == {"core": 2, "related": 2}
+    assert as_dict("organizations") == {"NATO": 2}
+    assert as_dict("countries")["ES"] == 2
+
+
+def test_sort_by_date_and_paging(backend: Store) -> None:
+    fill(backend)
+    page1 = backend.search(SearchQuery(sort="date", limit=2, group_stories=False))
+    page2 = backend.search(SearchQuery(sort="date", limit=2, offset=2, group_stories=False))
+    assert [h.document.id for h in page1.hits + page2.hits] == [EN_COPY.id, EN.id, AR.id, RU.id]
+
+
+def test_query_syntax(backend: Store) -> None:
+    fill(backend)
+    assert backend.search(SearchQuery(text='"круглый стол"')).total == 1
+    assert backend.search(SearchQuery(text='"стол круглый"')).total == 0
+    assert backend.search(SearchQuery(text="solar -spain")).total == 0
+    assert backend.search(SearchQuery(text="азербайдж*")).total == 1
+    assert backend.search(SearchQuery(text='"unbalanced OR ( quote')).total == 0  # no syntax error reaches the user
+
+
+def test_near_duplicate_lookups(backend: Store) -> None:
+    a = doc(20, title="a", text="x", lang="en").model_copy(update={"content_hash": "h1", "lsh_bands": ("b1", "b2")})
+    b = doc(21, title="b", text="y", lang="en").model_copy(update={"content_hash": "h2", "lsh_bands": ("b3",)})
+    backend.put_documents([a, b])
+    assert backend.find_by_content_hash("h1").id == a.id and backend.find_by_content_hash("zz") is None
+    assert [d.id for d in backend.find_by_bands(["b2", "b9"])] == [a.id]
+    assert {d.id for d in backend.find_by_bands(["b1", "b3"])} == {a.id, b.id}

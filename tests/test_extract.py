@@ -1,0 +1,38 @@
+"""Extraction: charset handling, date choice, the feed-summary fallback."""
+
+from datetime import datetime, timezone
+
+from conftest import article_html, shared_path
+from energywatch.extract import decode_html, extract_article
+from energywatch.models import FeedItem
+
+ITEM = FeedItem(feed_id="f", source="S", url="https://x.example/a", canonical_url="https://x.example/a",
+                doc_id="d", title="Feed title", summary="Feed summary of the story.",
+                published_at=datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc))
+PARAS = ["The grid operator reported a cyber-attack on substations overnight, cutting power to thousands of homes."] * 4
+
+
+def test_page_text_metadata_and_precise_feed_time() -> None:
+    art = extract_article(article_html("Grid attack", PARAS).encode(), url=ITEM.url, item=ITEM)
+    assert art.method == "page" and "substations" in art.text and "All rights reserved" not in art.text
+    assert art.title == "Grid attack" and art.date_source == "page"
+    assert art.published_at == ITEM.published_at  # same day: the feed's time is more precise
+
+
+def test_disagreeing_dates_prefer_page_and_warn() -> None:
+    art = extract_article(article_html("Old", PARAS, date="2020-01-05").encode(), url=ITEM.url, item=ITEM)
+    assert art.published_at.date().isoformat() == "2020-01-05" and any("disagrees" in w for w in art.warnings)
+
+
+def test_script_only_page_uses_feed_summary() -> None:
+    art = extract_article(b"<html><body><script>app()</script></body></html>", url=ITEM.url, item=ITEM)
+    assert art.method == "feed-summary" and art.text == ITEM.summary and art.warnings
+
+
+def test_legacy_encodings_from_meta() -> None:
+    page = shared_path("corpus", "misc-pages", "tr_muhasebetr_pillar2_windows-1254.html").read_bytes()
+    text = decode_html(page)
+    assert "ş" in text or "ğ" in text or "ı" in text
+    cyr = '<html><head><meta charset="windows-1251"></head><body>Газ</body></html>'.encode("cp1251")
+    assert "Газ" in decode_html(cyr)
+    assert "Газ" in decode_html("<html><body>Газ</body></html>".encode("cp1251"), header_charset="windows-1251")
