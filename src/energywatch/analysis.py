@@ -37,14 +37,17 @@ SCRIPT_LANGUAGES = {
 _ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
 _ALEF = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ё": "е", "Ё": "Е"})
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff]")
-# word characters plus the combining marks of Indic scripts, which \w alone would split on
-_TOKEN = re.compile(r"[^\W_](?:[\w\u0900-\u0dff\u0300-\u036f]|['’](?=\w))*")
+# word characters plus the combining marks of Indic scripts, which \w alone would split on.
+# Apostrophes split words: French/Italian elision (l'énergie → l, énergie) and Turkish suffixes
+# after proper nouns (Türkiye'nin → türkiye, nin) both want that.
+_TOKEN = re.compile(r"[^\W_][\w\u0900-\u0dff\u0300-\u036f]*")
 
 
 def normalize(text: str, lang: str | None = None) -> str:
     """Case-fold and unify spelling variants that should match (Arabic alef/harakat, ё, Turkish I)."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE.sub("", text)
     text = _ARABIC_MARKS.sub("", text).translate(_ALEF)
     if lang in {"tr", "az"}:
         text = text.replace("I", "ı")
@@ -53,8 +56,8 @@ def normalize(text: str, lang: str | None = None) -> str:
 
 
 def tokenize(normalized: str) -> list[str]:
-    """Word tokens of already-normalised text; apostrophes inside words are kept and then dropped."""
-    return [t.replace("'", "").replace("’", "") for t in _TOKEN.findall(normalized)]
+    """Word tokens of already-normalised text."""
+    return _TOKEN.findall(normalized)
 
 
 @lru_cache(maxsize=64)

@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import trafilatura
+from trafilatura.meta import reset_caches
 
 from energywatch.models import Article, ExtractionMethod, FeedItem
 from energywatch.textutil import collapse_ws, decode_bytes
@@ -50,7 +51,7 @@ def extract_article(html: bytes | str, *, url: str, item: FeedItem, header_chars
     global _calls
     _calls += 1
     if _calls % _CALLS_BETWEEN_RESETS == 0:
-        trafilatura.reset_caches()  # its LRU caches grow without bound in long-lived workers
+        reset_caches()  # trafilatura's LRU caches grow without bound in long-lived workers
     source = decode_html(html, header_charset) if isinstance(html, bytes) else html
     warnings: list[str] = []
     try:
