@@ -79,3 +79,25 @@ def test_bad_store_url_and_since(tmp_path: Path) -> None:
     result = runner.invoke(app, ["search", "x", "--since", "yesterday"],
                            env={"ENERGYWATCH_STORE": f"sqlite:///{tmp_path / 'a.db'}"})
     assert result.exit_code == 2 and "7d" in result.output
+
+
+def test_search_filters_explain_and_rescore(tmp_path: Path, httpserver: HTTPServer) -> None:
+    e = env(tmp_path, write_feeds(tmp_path, httpserver))
+    assert runner.invoke(app, ["run", "--json"], env=e).exit_code == 0
+    core = runner.invoke(app, ["search", "--label", "core", "--json"], env=e)
+    hits = json.loads(core.output)["hits"]
+    assert len(hits) == 1 and hits[0]["document"]["relevance"]["label"] == "core"
+    doc_id, url = hits[0]["document"]["id"], hits[0]["document"]["url"]
+    assert json.loads(runner.invoke(app, ["search", "--label", "none", "--json"], env=e).output)["total"] == 0
+    assert json.loads(runner.invoke(app, ["search", "--theme", "pipelines", "--min-score", "0.5", "--json"],
+                                     env=e).output)["total"] == 1
+    assert json.loads(runner.invoke(app, ["search", "--country", "ua", "--json"], env=e).output)["total"] == 0
+    explained = runner.invoke(app, ["explain", url], env=e)
+    assert explained.exit_code == 0, explained.output
+    assert "label core" in explained.output and "pipeline" in explained.output and "evidence" in explained.output
+    as_json = json.loads(runner.invoke(app, ["explain", doc_id, "--json"], env=e).output)
+    assert as_json["relevance"]["label"] == "core" and as_json["features"]["cooccurrence"] > 0
+    missing = runner.invoke(app, ["explain", "https://nowhere.example/x"], env=e)
+    assert missing.exit_code == 2 and "not in the store" in missing.output
+    rescored = runner.invoke(app, ["rescore"], env=e)
+    assert rescored.exit_code == 0 and "re-scored 1 document(s), 0 changed" in rescored.output

@@ -20,6 +20,7 @@ from energywatch.store.sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
 TRAFILATURA_PUBLISHED_F1 = 0.958
+BASELINE = json.loads((Path(__file__).with_name("quality_baseline.json")).read_text(encoding="utf-8"))
 
 
 def token_f1(reference: str, extracted: str) -> float:
@@ -50,6 +51,7 @@ def test_aeb_pages_become_documents_with_trafilatura_quality(settings: Settings,
     mean = sum(scores) / len(scores)
     print(f"\nAEB mean token F1 over {len(scores)} pages: {mean:.4f} (trafilatura published {TRAFILATURA_PUBLISHED_F1})")
     assert mean >= TRAFILATURA_PUBLISHED_F1 - 0.02
+    assert mean >= BASELINE["extraction"]["aeb_mean_token_f1"], "extraction quality dropped below the pinned baseline"
 
     # a distinctive phrase from a page finds that page first
     misses = []

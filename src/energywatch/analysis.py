@@ -35,7 +35,9 @@ SCRIPT_LANGUAGES = {
 }
 
 _ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
-_ALEF = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ё": "е", "Ё": "Е"})
+_UNIFY = {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ё": "е", "Ё": "Е"}
+# a regex scan costs nothing where none of these occur; str.translate with a dict is per-character Python
+_UNIFY_RE = re.compile("[" + "".join(_UNIFY) + "]")
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff]")
 # word characters plus the combining marks of Indic scripts, which \w alone would split on.
 # Apostrophes split words: French/Italian elision (l'énergie → l, énergie) and Turkish suffixes
@@ -48,7 +50,7 @@ def normalize(text: str, lang: str | None = None) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
         text = _INVISIBLE.sub("", text)
-    text = _ARABIC_MARKS.sub("", text).translate(_ALEF)
+    text = _UNIFY_RE.sub(lambda m: _UNIFY[m.group(0)], _ARABIC_MARKS.sub("", text))
     if lang in {"tr", "az"}:
         text = text.replace("I", "ı")
     text = text.replace("İ", "i")

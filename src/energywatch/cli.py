@@ -26,6 +26,8 @@ app = typer.Typer(help="Multilingual news monitoring for energy security.", no_a
                   pretty_exceptions_enable=False)
 feeds_app = typer.Typer(help="Inspect and validate feed lists.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
+eval_app = typer.Typer(help="Measure quality against labelled data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
@@ -275,6 +277,135 @@ def feeds_check(
         console.print(table)
     if not all(r.healthy for r in reports):
         raise typer.Exit(code=1)
+
+
+@eval_app.command("relevance")
+def eval_relevance(
+    file: Annotated[Path, typer.Argument(help="JSONL with text, title, lang, label (core/related/none)")],
+    as_json: JsonOpt = False,
+    fit: Annotated[bool, typer.Option("--fit", help="also fit the scoring weights (logistic regression)")] = False,
+    profile: Annotated[Optional[Path], typer.Option("--profile", help="concept profile to evaluate")] = None,
+) -> None:
+    """Precision / recall / F1 per label and per language, and the confusion matrix."""
+    from energywatch.evaluation import LABELS, evaluate, fit_weights, read_labelled
+
+    try:
+        items = read_labelled(file)
+        report = evaluate(items, profile_path=str(profile) if profile else None)
+        weights = fit_weights(items, profile_path=str(profile) if profile else None) if fit else None
+    except EnergywatchError as exc:
+        _fail(exc)
+    if as_json:
+        data = json.loads(report.to_json())
+        if weights:
+            data["fitted_weights"] = weights
+        console.print_json(json.dumps(data, ensure_ascii=False))
+        return
+    table = Table(title=f"{file}: {report.items} items", title_justify="left")
+    for col in ("language", "label", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="right" if col not in ("language", "label") else "left")
+    for label, sc in report.per_label.items():
+        table.add_row("all", label, f"{sc.precision:.3f}", f"{sc.recall:.3f}", f"[bold]{sc.f1:.3f}[/]", str(sc.support))
+    for lang, scores in report.per_language.items():
+        for label, sc in scores.items():
+            if sc.support or sc.precision:
+                table.add_row(lang, label, f"{sc.precision:.3f}", f"{sc.recall:.3f}", f"{sc.f1:.3f}", str(sc.support))
+    console.print(table)
+    matrix = Table(title="confusion (rows: gold, columns: predicted)", title_justify="left")
+    matrix.add_column("gold")
+    for label in LABELS:
+        matrix.add_column(label, justify="right")
+    for gold in LABELS:
+        matrix.add_row(gold, *(str(report.confusion[gold][p]) for p in LABELS))
+    console.print(matrix)
+    console.print(f"none labelled core: {report.none_as_core_rate:.1%}")
+    if weights:
+        console.print(f"fitted scoring weights (put them under scoring: in the profile): {weights}")
+
+
+@app.command()
+def explain(
+    target: Annotated[str, typer.Argument(help="a stored document's id or URL")],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why a stored document scored as it did: features, concept contributions, evidence sentences."""
+    from energywatch.enrich import enrich
+    from energywatch.store import open_store
+    from energywatch.urls import canonical_url, document_id
+
+    try:
+        settings = _settings(store=store)
+        backend = open_store(settings.store)
+        try:
+            doc = backend.get_document(target) or backend.get_document(document_id(canonical_url(target)))
+        finally:
+            backend.close()
+        if doc is None:
+            raise ConfigError(f"{target} is not in the store {_redact(settings.store)}: give a stored document's id "
+                              "or URL (see `energywatch search --json`)")
+        result = enrich(doc.title, doc.text, doc.language,
+                        profile_path=str(settings.profile_file) if settings.profile_file else None)
+    except EnergywatchError as exc:
+        _fail(exc)
+    a = result.assessment
+    if as_json:
+        console.print_json(json.dumps({
+            "id": doc.id, "url": doc.url, "language": doc.language,
+            "relevance": json.loads(result.relevance.model_dump_json()),
+            "stored_relevance": json.loads(doc.relevance.model_dump_json()),
+            "features": a.features, "energy": a.energy, "security": a.security, "contributions": a.contributions,
+            "entities": json.loads(result.entities.model_dump_json()),
+        }, ensure_ascii=False))
+        return
+    r = result.relevance
+    console.print(f"[bold]{escape(doc.title)}[/]\n[dim]{escape(doc.url)} · {doc.language or '?'}[/]")
+    console.print(f"label [bold]{r.label}[/], score {r.score:.3f} (energy evidence {a.energy}, security {a.security})"
+                  + (f"; stored as {doc.relevance.label} {doc.relevance.score:.3f}" if doc.relevance != r else ""))
+    console.print("features: " + ", ".join(f"{k} {v}" for k, v in a.features.items()))
+    table = Table(title="evidence", title_justify="left")
+    for col in ("concept", "axis", "weight", "term", "sentence"):
+        table.add_column(col, overflow="fold")
+    for ev in r.evidence:
+        weight = a.contributions.get(f"concept:{ev.concept}", a.contributions.get(f"infra:{ev.concept}", 0))
+        table.add_row(ev.concept, ev.axis, f"{weight:.2f}", escape(ev.term),
+                      ("[title] " if ev.in_title else "") + escape(ev.sentence))
+    console.print(table)
+    console.print("themes: " + (", ".join(r.themes) or "—"))
+    e = result.entities
+    console.print(f"entities: countries {', '.join(e.countries) or '—'}; organisations {', '.join(e.organizations) or '—'}; "
+                  f"infrastructure {', '.join(e.infrastructure) or '—'}; people {', '.join(e.people) or '—'}")
+
+
+@app.command()
+def rescore(store: StoreOpt = None) -> None:
+    """Re-run relevance and entities over every stored document (after editing the concept profile)."""
+    from energywatch.enrich import enrich
+    from energywatch.store import open_store
+
+    try:
+        settings = _settings(store=store)
+        backend = open_store(settings.store)
+    except EnergywatchError as exc:
+        _fail(exc)
+    profile = str(settings.profile_file) if settings.profile_file else None
+    changed = total = 0
+    batch = []
+    try:
+        with console.status("re-scoring…"):
+            for doc in backend.iter_documents():
+                total += 1
+                result = enrich(doc.title, doc.text, doc.language, profile_path=profile)
+                if result.relevance != doc.relevance or result.entities != doc.entities:
+                    changed += 1
+                    batch.append(doc.model_copy(update={"relevance": result.relevance, "entities": result.entities}))
+                if len(batch) >= 200:
+                    backend.put_documents(batch)
+                    batch = []
+            backend.put_documents(batch)
+    finally:
+        backend.close()
+    console.print(f"re-scored {total} document(s), {changed} changed")
 
 
 class _nullcontext:

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
         description="sqlite:///PATH (embedded default) or http(s)://user:pass@host:9200 (Elasticsearch)",
     )
     feeds_file: Path = Path("config/feeds.yaml")
+    profile_file: Path | None = Field(
+        default=None, description="a concept profile (YAML) replacing the packaged one"
+    )
     user_agent: str = f"energywatch/{__version__} (+https://github.com/energywatch/energywatch)"
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=20.0, gt=0)

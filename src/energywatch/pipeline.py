@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Protocol
 
 from energywatch.config import Settings
+from energywatch.enrich import enrich
+from energywatch.enrich.dedup import group, shares_band
 from energywatch.enrich.language import detect_language
 from energywatch.errors import FetchError, TransientError
 from energywatch.extract import article_from_feed, extract_article
@@ -68,6 +70,7 @@ class PageJob:
     min_text_chars: int
     languages: tuple[str, ...]
     language_sample_chars: int
+    profile_file: str | None = None
 
 
 def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
@@ -84,8 +87,28 @@ def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
     timings["extract"] = t1 - t0
     language, confidence = detect_language(article.title, article.text, languages=job.languages,
                                            hint=item.language_hint, sample_chars=job.language_sample_chars)
-    timings["language"] = time.perf_counter() - t1
-    return _document(item, article, job, language, confidence), timings
+    t2 = time.perf_counter()
+    timings["language"] = t2 - t1
+    document = _document(item, article, job, language, confidence)
+    enrichment = enrich(document.title, document.text, language, profile_path=job.profile_file)
+    timings["enrich"] = time.perf_counter() - t2
+    return document.model_copy(update={
+        "relevance": enrichment.relevance, "entities": enrichment.entities,
+        "content_hash": enrichment.signature.content_hash, "lsh_bands": enrichment.signature.bands,
+    }), timings
+
+
+def assign_stories(store: Store, batch: Sequence[Document]) -> list[Document]:
+    """Give each document its story: an exact repost or a near-duplicate joins the earlier one's story."""
+    placed: list[Document] = []
+    for doc in batch:
+        exact = next((d for d in placed if d.content_hash == doc.content_hash and d.id != doc.id), None)
+        exact = exact or (store.find_by_content_hash(doc.content_hash) if doc.content_hash else None)
+        candidates = [d for d in placed if doc.lsh_bands and shares_band(d.lsh_bands, doc.lsh_bands)]
+        candidates += store.find_by_bands(list(doc.lsh_bands)) if doc.lsh_bands else []
+        grouping = group(doc, exact, candidates)
+        placed.append(doc.model_copy(update={"story_id": grouping.story_id, "duplicate_of": grouping.duplicate_of}))
+    return placed
 
 
 def _document(item: FeedItem, article: Article, job: PageJob, language: str | None,
@@ -205,7 +228,8 @@ class _Run:
             job = PageJob(item=item, html=html, final_url=final_url, charset=charset, fetched_at=utcnow(),
                           fallback_reason=reason, min_text_chars=self.settings.min_text_chars,
                           languages=self.settings.languages,
-                          language_sample_chars=self.settings.language_sample_chars)
+                          language_sample_chars=self.settings.language_sample_chars,
+                          profile_file=str(self.settings.profile_file) if self.settings.profile_file else None)
             loop = asyncio.get_running_loop()
             try:
                 document, timings = await loop.run_in_executor(self.pool, build_document, job)
@@ -228,8 +252,11 @@ class _Run:
             if not batch:
                 return
             t0 = time.perf_counter()
+            batch = await asyncio.to_thread(assign_stories, self.store, batch)
+            t1 = time.perf_counter()
+            self.summary.add_time("stories", t1 - t0)
             stored = await asyncio.to_thread(self.store.put_documents, batch)
-            self.summary.add_time("store", time.perf_counter() - t0)
+            self.summary.add_time("store", time.perf_counter() - t1)
             self.summary.documents_stored += len(stored)
             self.summary.documents_from_summary += sum(1 for d in batch if d.extraction.value == "feed-summary")
 
