@@ -28,6 +28,8 @@ feeds_app = typer.Typer(help="Inspect and validate feed lists.", no_args_is_help
 app.add_typer(feeds_app, name="feeds")
 eval_app = typer.Typer(help="Measure quality against labelled data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+kibana_app = typer.Typer(help="Kibana saved objects: data view, saved searches, dashboard.", no_args_is_help=True)
+app.add_typer(kibana_app, name="kibana")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
@@ -406,6 +408,45 @@ def rescore(store: StoreOpt = None) -> None:
     finally:
         backend.close()
     console.print(f"re-scored {total} document(s), {changed} changed")
+
+
+@kibana_app.command("setup")
+def kibana_setup(
+    kibana_url: Annotated[str, typer.Option("--kibana-url", envvar="ENERGYWATCH_KIBANA_URL", help="e.g. http://localhost:5601")],
+    username: Annotated[Optional[str], typer.Option("--username", envvar="ENERGYWATCH_KIBANA_USERNAME")] = None,
+    password: Annotated[Optional[str], typer.Option("--password", envvar="ENERGYWATCH_KIBANA_PASSWORD")] = None,
+    space: Annotated[Optional[str], typer.Option("--space", help="Kibana space id (default space if omitted)")] = None,
+    objects: Annotated[Optional[Path], typer.Option("--objects", help="NDJSON file to import")] = None,
+) -> None:
+    """Import the data view, saved searches and dashboard into Kibana, and report what was done."""
+    from energywatch.kibana import default_objects_file, import_objects, saved_objects, to_ndjson
+
+    path = objects or default_objects_file()
+    try:
+        if objects and not objects.exists():
+            raise ConfigError(f"saved objects file {objects} does not exist")
+        # an installed package has no docker/ folder: the same objects are built in memory then
+        ndjson = path.read_bytes() if path.exists() else to_ndjson(saved_objects()).encode("utf-8")
+        report = import_objects(kibana_url, ndjson, username=username, password=password, space=space)
+    except EnergywatchError as exc:
+        _fail(exc)
+    for line in report.imported:
+        console.print(f"[green]imported[/] {escape(line)}")
+    for line in report.errors:
+        err.print(f"[red]failed[/] {escape(line)}")
+    console.print(f"{len(report.imported)} object(s) imported into {escape(kibana_url)}"
+                  + (f", {len(report.errors)} failed" if report.errors else ""))
+    if not report.success:
+        raise typer.Exit(code=1)
+
+
+@kibana_app.command("export")
+def kibana_export(output: Annotated[Path, typer.Argument(help="where to write the NDJSON")]) -> None:
+    """Write the saved objects as NDJSON (the file `kibana setup` imports)."""
+    from energywatch.kibana import saved_objects, to_ndjson
+
+    output.write_text(to_ndjson(saved_objects()), encoding="utf-8")
+    console.print(f"wrote {output}")
 
 
 class _nullcontext:

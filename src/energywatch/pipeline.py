@@ -147,6 +147,7 @@ class _Run:
         self.pending: list[Document] = []
         self.write_lock = asyncio.Lock()
         self.last_flush = time.monotonic()
+        self.store_failed: set[str] = set()
         self.page_slots = asyncio.Semaphore(settings.workers * 4)  # bounds pages held in memory
 
     def fail(self, stage: str, feed_id: str | None, url: str, reason: str, transient: bool) -> None:
@@ -176,7 +177,7 @@ class _Run:
         outcomes = await asyncio.gather(*(self.handle_item(http, item) for item in new))
         await self.flush()
         state = result.state
-        if not all(outcomes):
+        if not all(outcomes) or any(i.doc_id in self.store_failed for i in new):
             # keep no validators: the next poll must read the whole feed again to retry these items
             state = replace_state(state, etag=None, last_modified=None, body_hash=None)
         await asyncio.to_thread(self.store.save_feed_states, [state])
@@ -257,6 +258,12 @@ class _Run:
             self.summary.add_time("stories", t1 - t0)
             stored = await asyncio.to_thread(self.store.put_documents, batch)
             self.summary.add_time("store", time.perf_counter() - t1)
+            stored_ids = set(stored)
+            for doc in batch:
+                if doc.id not in stored_ids:
+                    self.store_failed.add(doc.id)
+                    self.fail("store", doc.feed_id, doc.url, "the store refused the document; it stays unseen and "
+                              "the next run retries it", True)
             self.summary.documents_stored += len(stored)
             self.summary.documents_from_summary += sum(1 for d in batch if d.extraction.value == "feed-summary")
 

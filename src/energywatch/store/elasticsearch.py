@@ -1,0 +1,413 @@
+"""The production store: Elasticsearch behind the same Store protocol as SQLite.
+
+Documents live in a versioned index behind an alias (energywatch-documents →
+energywatch-documents-v1); feed state and seen GUIDs in their own indices, so that many
+Airflow workers share them. Writes are idempotent upserts by deterministic _id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
+
+from energywatch.errors import StoreError, StoreUnavailable
+from energywatch.models import (
+    Document, FacetValue, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
+)
+from energywatch.snippets import Snippet
+from energywatch.store.es_mapping import (
+    TEXT_SUFFIXES, FeedStateMapping, SeenMapping, template_body, text_suffix,
+)
+from energywatch.store.query import ParsedQuery, parse_query
+
+log = logging.getLogger(__name__)
+
+INDEX_VERSION = 1
+FACET_SIZE = 25
+_MARK_START, _MARK_END = "\u0002", "\u0003"  # highlight tags no article text contains
+_FACETS = {"language": "language", "source": "source", "label": "relevance.label", "themes": "relevance.themes",
+           "countries": "entities.countries", "organizations": "entities.organizations",
+           "infrastructure": "entities.infrastructure", "people": "entities.people"}
+_BULK_BYTES = 5 * 1024 * 1024
+
+
+def _wrap(action: str, exc: Exception) -> StoreError:
+    if isinstance(exc, TransportError) or (isinstance(exc, ApiError) and exc.meta.status in (429, 502, 503, 504)):
+        return StoreUnavailable(f"Elasticsearch {action} failed, retry later: {exc}")
+    return StoreError(f"Elasticsearch {action} failed: {exc}")
+
+
+class ElasticsearchStore:
+    """Store on an Elasticsearch cluster (9.x)."""
+
+    def __init__(self, client: Elasticsearch, *, prefix: str = "energywatch", refresh: bool = False,
+                 shards: int = 1, replicas: int = 1, refresh_interval: str = "1s") -> None:
+        self.client = client
+        self.prefix = prefix
+        self.alias = f"{prefix}-documents"
+        self.index = f"{self.alias}-v{INDEX_VERSION}"
+        self.feeds_index = f"{prefix}-feeds"
+        self.seen_index = f"{prefix}-seen"
+        # tests and small setups want read-your-writes; bulk ingestion does not wait for refreshes
+        self._refresh: Any = "wait_for" if refresh else False
+        self._settings = {"shards": shards, "replicas": replicas, "refresh_interval": refresh_interval}
+        self.ensure_indices()
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> ElasticsearchStore:
+        """Connect from http(s)://user:pass@host:9200 (credentials may also come from the environment)."""
+        return cls(client_from_url(url), **kwargs)
+
+    # set-up ------------------------------------------------------------------------------------------
+    def ensure_indices(self) -> None:
+        """Create the template, the versioned index with its alias, and the state indices (idempotent)."""
+        try:
+            self.client.indices.put_index_template(
+                name=self.alias, **template_body(f"{self.alias}-v*", **self._settings))
+            if not self.client.indices.exists_alias(name=self.alias):
+                self._create(self.index, aliases={self.alias: {"is_write_index": True}})
+            self._create(self.feeds_index, mappings=FeedStateMapping._doc_type.mapping.to_dict())
+            self._create(self.seen_index, mappings=SeenMapping._doc_type.mapping.to_dict())
+        except (ApiError, TransportError) as exc:
+            raise _wrap("index set-up", exc) from exc
+
+    def _create(self, index: str, **body: Any) -> None:
+        try:
+            self.client.indices.create(index=index, **body)
+        except ApiError as exc:
+            # another worker created it first: that is the idempotent outcome we want
+            if exc.meta.status != 400 or "resource_already_exists" not in str(exc):
+                raise
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
+    def drop_all(self) -> None:
+        """Delete every index and the template of this prefix (tests, re-installs)."""
+        self.client.indices.delete(index=f"{self.prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+        try:
+            self.client.indices.delete_index_template(name=self.alias)
+        except NotFoundError:
+            pass
+
+    # feed state --------------------------------------------------------------------------------------
+    def get_feed_states(self) -> dict[str, FeedState]:
+        """Every remembered feed state, by feed id."""
+        try:
+            hits = helpers.scan(self.client, index=self.feeds_index, query={"query": {"match_all": {}}})
+            states = [FeedState.model_validate(h["_source"]["state"]) for h in hits]
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading feed state", exc) from exc
+        return {s.feed_id: s for s in states}
+
+    def save_feed_states(self, states: Sequence[FeedState]) -> None:
+        """Insert or replace feed states."""
+        now = utcnow().isoformat()
+        actions = ({"_index": self.feeds_index, "_id": s.feed_id,
+                    "_source": {"feed_id": s.feed_id, "updated_at": now, "state": s.model_dump(mode="json")}}
+                   for s in states)
+        failed = self._bulk(actions)
+        if failed:
+            raise StoreError(f"could not save the state of {len(failed)} feed(s): {failed[:3]}")
+
+    # documents ---------------------------------------------------------------------------------------
+    def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
+        """The items whose document is not stored yet (by document id, then by feed GUID)."""
+        if not items:
+            return []
+        try:
+            known = self._existing(self.alias, list({i.doc_id for i in items}))
+            guid_ids = {_seen_id(i.feed_id, i.guid): i for i in items if i.guid}
+            seen = self._existing(self.seen_index, list(guid_ids))
+        except (ApiError, TransportError) as exc:
+            raise _wrap("checking seen items", exc) from exc
+        seen_pairs = {(guid_ids[s].feed_id, guid_ids[s].guid) for s in seen}
+        return [i for i in items if i.doc_id not in known and (i.feed_id, i.guid) not in seen_pairs]
+
+    def _existing(self, index: str, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 1000):
+            response = self.client.mget(index=index, ids=ids[start:start + 1000], source=False)
+            found.update(d["_id"] for d in response["docs"] if d.get("found"))
+        return found
+
+    def put_documents(self, documents: Sequence[Document]) -> list[str]:
+        """Upsert documents; mark their GUIDs seen only once the document itself is stored."""
+        if not documents:
+            return []
+        now = utcnow()
+        prepared = [d if d.indexed_at else d.model_copy(update={"indexed_at": now}) for d in documents]
+        failed = set(self._bulk({"_index": self.alias, "_id": d.id, "_source": to_source(d)} for d in prepared))
+        stored = [d for d in prepared if d.id not in failed]
+        for doc_id in failed:
+            log.warning("Elasticsearch refused document %s; it stays unseen and the next run retries it", doc_id)
+        marks = ({"_index": self.seen_index, "_id": _seen_id(d.feed_id, d.guid),
+                  "_source": {"feed_id": d.feed_id, "guid": d.guid, "doc_id": d.id}} for d in stored if d.guid)
+        self._bulk(marks)  # a lost mark only costs a re-check by document id next run
+        return [d.id for d in stored]
+
+    def _bulk(self, actions: Any) -> list[str]:
+        """streaming_bulk sized by bytes, retrying 429s with back-off; returns the ids that failed."""
+        failed: list[str] = []
+        try:
+            for ok, item in helpers.streaming_bulk(
+                self.client, actions, chunk_size=500, max_chunk_bytes=_BULK_BYTES, raise_on_error=False,
+                raise_on_exception=False, max_retries=5, initial_backoff=1, max_backoff=60, refresh=self._refresh,
+            ):
+                if not ok:
+                    failed.append(next(iter(item.values())).get("_id", "?"))
+        except (ApiError, TransportError) as exc:
+            raise _wrap("bulk indexing", exc) from exc
+        return failed
+
+    def get_document(self, doc_id: str) -> Document | None:
+        """One document by id."""
+        docs = self.get_documents([doc_id])
+        return docs[0] if docs else None
+
+    def get_documents(self, doc_ids: Sequence[str]) -> list[Document]:
+        """Several documents by id, in the order asked; missing ones are left out."""
+        if not doc_ids:
+            return []
+        try:
+            response = self.client.mget(index=self.alias, ids=list(doc_ids))
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading documents", exc) from exc
+        found = {d["_id"]: from_source(d["_source"]) for d in response["docs"] if d.get("found")}
+        return [found[i] for i in doc_ids if i in found]
+
+    def iter_documents(self, batch_size: int = 500) -> Iterator[Document]:
+        """Every stored document (scrolling through the alias)."""
+        try:
+            for hit in helpers.scan(self.client, index=self.alias, size=batch_size,
+                                    query={"query": {"match_all": {}}}):
+                yield from_source(hit["_source"])
+        except (ApiError, TransportError) as exc:
+            raise _wrap("scanning documents", exc) from exc
+
+    def find_by_content_hash(self, content_hash: str) -> Document | None:
+        """The earliest stored document with exactly this normalised text."""
+        hits = self._search_sources({"term": {"content_hash": content_hash}}, size=1,
+                                    sort=[{"indexed_at": "asc"}, {"id": "asc"}])
+        return hits[0] if hits else None
+
+    def find_by_bands(self, bands: Sequence[str], limit: int = 50) -> list[Document]:
+        """Stored documents sharing at least one LSH band key."""
+        if not bands:
+            return []
+        return self._search_sources({"terms": {"lsh_bands": list(bands)}}, size=limit,
+                                    sort=[{"indexed_at": "asc"}, {"id": "asc"}])
+
+    def _search_sources(self, query: dict[str, Any], *, size: int, sort: list[Any]) -> list[Document]:
+        try:
+            response = self.client.search(index=self.alias, query=query, size=size, sort=sort)
+        except (ApiError, TransportError) as exc:
+            raise _wrap("search", exc) from exc
+        return [from_source(h["_source"]) for h in response["hits"]["hits"]]
+
+    # search ------------------------------------------------------------------------------------------
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Full-text search with filters, facets and one line per story."""
+        body = search_body(query)
+        if body is None:
+            return SearchResult(total=0, hits=(), facets={})
+        try:
+            response = self.client.search(index=self.alias, **body)
+        except (ApiError, TransportError) as exc:
+            raise _wrap(f"search for {query.text!r}", exc) from exc
+        return parse_response(response, query)
+
+    def stats(self) -> StoreStats:
+        """Counts for `energywatch stats` and the UI."""
+        aggs = {
+            "stories": {"cardinality": {"field": "story_id"}},
+            "oldest": {"min": {"field": "published_at"}}, "newest": {"max": {"field": "published_at"}},
+            "last": {"max": {"field": "indexed_at"}},
+            "language": {"terms": {"field": "language", "size": 100, "missing": "unknown"}},
+            "label": {"terms": {"field": "relevance.label", "size": 10, "missing": "none"}},
+            "extraction": {"terms": {"field": "extraction", "size": 10}},
+        }
+        try:
+            response = self.client.search(index=self.alias, size=0, aggs=aggs, track_total_hits=True)
+        except (ApiError, TransportError) as exc:
+            raise _wrap("stats", exc) from exc
+        a = response["aggregations"]
+        states = list(self.get_feed_states().values())
+        buckets = lambda name: {b["key"]: b["doc_count"] for b in a[name]["buckets"]}  # noqa: E731
+        return StoreStats(
+            documents=response["hits"]["total"]["value"], stories=int(a["stories"]["value"]), feeds=len(states),
+            feeds_failing=sum(1 for s in states if s.consecutive_failures and not s.disabled),
+            feeds_disabled=sum(1 for s in states if s.disabled),
+            by_language=buckets("language"), by_label=buckets("label"), by_extraction=buckets("extraction"),
+            oldest_published=_ms(a["oldest"].get("value")), newest_published=_ms(a["newest"].get("value")),
+            last_indexed=_ms(a["last"].get("value")),
+        )
+
+
+def client_options(url: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Elasticsearch client options from a store URL plus ENERGYWATCH_ES_API_KEY / _CA_CERTS."""
+    import os
+
+    env = os.environ if environ is None else environ
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise StoreError(f"cannot read an Elasticsearch host from the store URL (expected http(s)://host:9200)")
+    options: dict[str, Any] = {"hosts": [f"{parts.scheme}://{parts.hostname}:{parts.port or 9200}"],
+                               "request_timeout": 30, "retry_on_timeout": True, "max_retries": 3}
+    if parts.username:
+        options["basic_auth"] = (unquote(parts.username), unquote(parts.password or ""))
+    elif env.get("ENERGYWATCH_ES_API_KEY"):
+        options["api_key"] = env["ENERGYWATCH_ES_API_KEY"]
+    if env.get("ENERGYWATCH_ES_CA_CERTS"):
+        options["ca_certs"] = env["ENERGYWATCH_ES_CA_CERTS"]
+    return options
+
+
+def client_from_url(url: str) -> Elasticsearch:
+    """An Elasticsearch client for a store URL (no request is made yet)."""
+    return Elasticsearch(**client_options(url))
+
+
+def _seen_id(feed_id: str, guid: str | None) -> str:
+    return hashlib.blake2b(f"{feed_id}\x00{guid}".encode(), digest_size=16).hexdigest()
+
+
+def _ms(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc) if value is not None else None
+
+
+def to_source(doc: Document) -> dict[str, Any]:
+    """A Document as the _source Elasticsearch stores: title and text under their language's fields."""
+    source = doc.model_dump(mode="json", exclude={"title", "text"})
+    suffix = text_suffix(doc.language)
+    source[f"title_{suffix}"] = doc.title
+    source[f"text_{suffix}"] = doc.text
+    return source
+
+
+def from_source(source: dict[str, Any]) -> Document:
+    """The Document back from a _source."""
+    data = {k: v for k, v in source.items() if not k.startswith(("title_", "text_"))}
+    suffix = text_suffix(data.get("language"))
+    data["title"] = source.get(f"title_{suffix}", "")
+    data["text"] = source.get(f"text_{suffix}", "")
+    return Document.model_validate(data)
+
+
+def _text_clause(parsed: ParsedQuery, languages: Sequence[str]) -> dict[str, Any] | None:
+    """Match the words in every language's fields (each analysed by its own analyzer)."""
+    if parsed.empty:
+        return None
+    suffixes = sorted({text_suffix(l) for l in languages}) if languages else list(TEXT_SUFFIXES)
+    fields = [f"title_{s}^4" for s in suffixes] + [f"text_{s}" for s in suffixes]
+    must: list[dict[str, Any]] = []
+    if parsed.words:
+        must.append({"multi_match": {"query": " ".join(parsed.words), "fields": fields, "type": "cross_fields",
+                                     "operator": "and"}})
+    for phrase in parsed.phrases:
+        must.append({"multi_match": {"query": " ".join(phrase), "fields": fields, "type": "phrase"}})
+    for prefix in parsed.prefixes:
+        must.append({"multi_match": {"query": prefix, "fields": fields, "type": "phrase_prefix"}})
+    clause: dict[str, Any] = {"bool": {"must": must}}
+    if parsed.excluded:
+        clause["bool"]["must_not"] = [{"multi_match": {"query": " ".join(parsed.excluded), "fields": fields,
+                                                       "operator": "or"}}]
+    return clause
+
+
+def search_body(query: SearchQuery) -> dict[str, Any] | None:
+    """The keyword arguments of client.search for a SearchQuery (None when nothing can match)."""
+    parsed = parse_query(query.text)
+    text = _text_clause(parsed, query.languages)
+    if text is None and parsed.excluded:
+        return None
+    filters: list[dict[str, Any]] = []
+    if query.languages:
+        filters.append({"terms": {"language": list(query.languages)}})
+    if query.sources:
+        filters.append({"bool": {"should": [{"terms": {"feed_id": list(query.sources)}},
+                                            {"terms": {"source": list(query.sources)}}]}})
+    if query.since or query.until:
+        span: dict[str, str] = {}
+        if query.since:
+            span["gte"] = query.since.isoformat()
+        if query.until:
+            span["lte"] = query.until.isoformat()
+        filters.append({"range": {"published_at": span}})
+    if query.labels:
+        filters.append({"terms": {"relevance.label": list(query.labels)}})
+    if query.min_score is not None:
+        filters.append({"range": {"relevance.score": {"gte": query.min_score}}})
+    if query.story_id:
+        filters.append({"term": {"story_id": query.story_id}})
+    for field, values in (("relevance.themes", query.themes), ("entities.countries", query.countries),
+                          ("entities.organizations", query.organizations),
+                          ("entities.infrastructure", query.infrastructure), ("entities.people", query.people)):
+        if values:
+            filters.append({"terms": {field: list(values)}})
+    bool_query: dict[str, Any] = {"filter": filters}
+    if text:
+        bool_query["must"] = [text]
+    if query.sort == "date" or not text:
+        sort: list[Any] = [{"published_at": {"order": "desc", "missing": "_last"}}, "_score", {"id": "asc"}]
+    else:
+        sort = ["_score", {"published_at": {"order": "desc", "missing": "_last"}}, {"id": "asc"}]
+    body: dict[str, Any] = {
+        "query": {"bool": bool_query}, "size": query.limit, "from_": query.offset, "sort": sort,
+        "track_total_hits": True,
+        "highlight": {"fields": {"text_*": {}, "title_*": {}}, "pre_tags": [_MARK_START], "post_tags": [_MARK_END],
+                      "fragment_size": 240, "number_of_fragments": 1, "no_match_size": 240},
+    }
+    aggs: dict[str, Any] = {}
+    if query.group_stories:
+        # one line per story: collapse on story_id; inner_hits count the copies that matched
+        body["collapse"] = {"field": "story_id", "inner_hits": {"name": "copies", "size": 0}}
+        aggs["stories"] = {"cardinality": {"field": "story_id", "precision_threshold": 40000}}
+    if query.facets:
+        aggs.update({name: {"terms": {"field": field, "size": FACET_SIZE}} for name, field in _FACETS.items()})
+    if aggs:
+        body["aggs"] = aggs
+    return body
+
+
+def _snippet(highlight: dict[str, list[str]], doc: Document) -> Snippet:
+    fragment = next((v[0] for k, v in highlight.items() if k.startswith("text_") and v), None)
+    if fragment is None:
+        return Snippet((doc.text or doc.summary or doc.title)[:240])
+    text, marks, pos, start = [], [], 0, None
+    for char in fragment:
+        if char == _MARK_START:
+            start = pos
+        elif char == _MARK_END and start is not None:
+            marks.append((start, pos))
+            start = None
+        else:
+            text.append(char)
+            pos += 1
+    return Snippet("".join(text), tuple(marks))
+
+
+def parse_response(response: Any, query: SearchQuery) -> SearchResult:
+    """A SearchResult from an Elasticsearch search response."""
+    hits = []
+    for hit in response["hits"]["hits"]:
+        doc = from_source(hit["_source"])
+        snippet = _snippet(hit.get("highlight", {}), doc)
+        copies = 1
+        if "inner_hits" in hit:
+            copies = hit["inner_hits"]["copies"]["hits"]["total"]["value"]
+        hits.append(SearchHit(document=doc, score=round(float(hit.get("_score") or 0.0), 4), snippet=snippet.text,
+                              highlights=snippet.highlights, copies=copies))
+    aggs = response.get("aggregations", {})
+    total = int(aggs["stories"]["value"]) if query.group_stories and "stories" in aggs else \
+        response["hits"]["total"]["value"]
+    facets = {name: tuple(FacetValue(value=str(b["key"]), count=b["doc_count"]) for b in aggs[name]["buckets"])
+              for name in _FACETS if name in aggs}
+    return SearchResult(total=total, hits=tuple(hits), facets=facets)

@@ -1,0 +1,115 @@
+"""Elasticsearch mappings as elasticsearch.dsl classes, the index template and per-language fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch.dsl import Date, Float, InnerDoc, Keyword, MetaField, Object, Text
+from elasticsearch.dsl import Document as DslDocument
+
+# ISO 639-1 → Elasticsearch's built-in language analyzer. Languages without one (Ukrainian,
+# Azerbaijani, Polish and others need plugins) share the "std" fields with the standard analyzer.
+ANALYZERS = {
+    "ar": "arabic", "bg": "bulgarian", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german",
+    "el": "greek", "en": "english", "es": "spanish", "eu": "basque", "fa": "persian", "fi": "finnish",
+    "fr": "french", "ga": "irish", "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian",
+    "it": "italian", "lt": "lithuanian", "lv": "latvian", "nl": "dutch", "no": "norwegian", "pt": "portuguese",
+    "ro": "romanian", "ru": "russian", "sv": "swedish", "th": "thai", "tr": "turkish",
+}
+STANDARD = "std"
+TEXT_SUFFIXES = (*sorted(set(ANALYZERS)), STANDARD)
+
+
+def text_suffix(language: str | None) -> str:
+    """The suffix of the title_*/text_* fields that hold a document in this language."""
+    return language if language in ANALYZERS else STANDARD
+
+
+class RelevanceDoc(InnerDoc):
+    score = Float()
+    label = Keyword()
+    themes = Keyword()
+    # evidence is kept for display and `explain`, never searched: stored in _source, not indexed
+    evidence = Object(enabled=False)
+
+
+class EntitiesDoc(InnerDoc):
+    countries = Keyword()
+    organizations = Keyword()
+    infrastructure = Keyword()
+    people = Keyword()
+
+
+def _language_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for suffix in TEXT_SUFFIXES:
+        analyzer = ANALYZERS.get(suffix, "standard")
+        fields[f"title_{suffix}"] = Text(analyzer=analyzer)
+        fields[f"text_{suffix}"] = Text(analyzer=analyzer, term_vector="with_positions_offsets")
+    return fields
+
+
+class _DocumentBase(DslDocument):
+    id = Keyword()
+    url = Keyword(index=False)
+    canonical_url = Keyword()
+    domain = Keyword()
+    feed_id = Keyword()
+    source = Keyword()
+    source_country = Keyword()
+    guid = Keyword()
+    summary = Text(index=False)
+    authors = Keyword()
+    published_at = Date()
+    date_source = Keyword()
+    fetched_at = Date()
+    indexed_at = Date()
+    language = Keyword()
+    language_confidence = Float()
+    extraction = Keyword()
+    warnings = Keyword(index=False)
+    relevance = Object(RelevanceDoc)
+    entities = Object(EntitiesDoc)
+    story_id = Keyword()
+    duplicate_of = Keyword()
+    content_hash = Keyword()
+    lsh_bands = Keyword()
+
+    class Meta:
+        # a typo in a field name must fail loudly, not create a new unmapped field
+        dynamic = MetaField("strict")
+
+
+# one text field pair per analyzer; a document fills only the pair of its language
+DocumentMapping = type("DocumentMapping", (_DocumentBase,), _language_fields())
+
+
+class FeedStateMapping(DslDocument):
+    feed_id = Keyword()
+    updated_at = Date()
+    state = Object(enabled=False)
+
+
+class SeenMapping(DslDocument):
+    feed_id = Keyword()
+    guid = Keyword()
+    doc_id = Keyword()
+
+
+def document_mappings() -> dict[str, Any]:
+    """The documents mapping body."""
+    return DocumentMapping._doc_type.mapping.to_dict()
+
+
+def template_body(index_pattern: str, *, shards: int, replicas: int, refresh_interval: str) -> dict[str, Any]:
+    """Keyword arguments for indices.put_index_template for the versioned document indices."""
+    return {
+        "index_patterns": [index_pattern],
+        "priority": 200,
+        "template": {
+            "settings": {"number_of_shards": shards, "number_of_replicas": replicas,
+                         "refresh_interval": refresh_interval},
+            "mappings": document_mappings(),
+        },
+        "_meta": {"managed_by": "energywatch"},
+    }

@@ -1,0 +1,114 @@
+"""What can be checked of the Elasticsearch store without a server: mapping, template, actions, queries.
+
+The bodies are checked against the documented APIs (index templates, bulk, search with collapse,
+highlight and aggregations); the behaviour against a real server is the contract suite's job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from energywatch.errors import StoreError
+from energywatch.models import Document, Entities, Evidence, Relevance, SearchQuery
+from energywatch.store.elasticsearch import client_options, from_source, parse_response, search_body, to_source
+from energywatch.store.es_mapping import ANALYZERS, document_mappings, template_body, text_suffix
+
+DOC = Document(
+    id="abc", url="https://x.example/a", canonical_url="https://x.example/a", domain="x.example", feed_id="f",
+    source="S", title="Атака на газопровод", text="Газопровод повреждён.", language="ru",
+    fetched_at=datetime(2026, 11, 1, tzinfo=timezone.utc), story_id="abc",
+    relevance=Relevance(score=0.9, label="core", themes=("pipelines",),
+                        evidence=(Evidence(concept="pipeline", axis="energy", term="газопровод", sentence="…"),)),
+    entities=Entities(countries=("RU",), organizations=("NATO",)), lsh_bands=("0:aa",),
+)
+
+
+def test_mapping_is_strict_with_per_language_analyzers() -> None:
+    mapping = document_mappings()
+    props = mapping["properties"]
+    assert mapping["dynamic"] == "strict"
+    assert props["text_ru"] == {"analyzer": "russian", "term_vector": "with_positions_offsets", "type": "text"}
+    assert props["title_ar"]["analyzer"] == "arabic" and props["text_en"]["analyzer"] == "english"
+    assert props["text_std"]["analyzer"] == "standard"  # Ukrainian, Azerbaijani, Polish: no built-in analyzer
+    for keyword in ("language", "feed_id", "source", "story_id", "lsh_bands", "content_hash"):
+        assert props[keyword]["type"] == "keyword"
+    assert props["published_at"]["type"] == "date"
+    relevance = props["relevance"]["properties"]
+    assert relevance["label"]["type"] == "keyword" and relevance["score"]["type"] == "float"
+    assert relevance["evidence"] == {"enabled": False, "type": "object"}  # stored, not indexed
+    assert props["entities"]["properties"]["countries"]["type"] == "keyword"
+
+
+@pytest.mark.parametrize("lang,suffix", [("ru", "ru"), ("ar", "ar"), ("tr", "tr"), ("uk", "std"), ("az", "std"),
+                                         ("pl", "std"), (None, "std")])
+def test_language_fields(lang: str | None, suffix: str) -> None:
+    assert text_suffix(lang) == suffix
+    assert {"en", "ru", "ar", "tr", "de", "fr", "es"} <= set(ANALYZERS)
+
+
+def test_template_targets_versioned_indices() -> None:
+    body = template_body("energywatch-documents-v*", shards=3, replicas=1, refresh_interval="30s")
+    assert body["index_patterns"] == ["energywatch-documents-v*"]
+    settings = body["template"]["settings"]
+    assert settings == {"number_of_shards": 3, "number_of_replicas": 1, "refresh_interval": "30s"}
+    assert body["template"]["mappings"]["dynamic"] == "strict"
+
+
+def test_source_roundtrip_puts_text_under_its_language() -> None:
+    source = to_source(DOC)
+    assert source["text_ru"] == DOC.text and source["title_ru"] == DOC.title
+    assert "text" not in source and "title" not in source
+    assert set(source) <= set(document_mappings()["properties"])  # nothing a strict mapping would refuse
+    assert from_source(source) == DOC
+
+
+def test_query_body_filters_collapse_and_facets() -> None:
+    body = search_body(SearchQuery(text='газопровод "круглый стол" -спорт', languages=("ru",), labels=("core",),
+                                   min_score=0.5, countries=("AZ",), organizations=("NATO",), sources=("tass",)))
+    assert body is not None
+    must = body["query"]["bool"]["must"][0]["bool"]
+    assert must["must"][0]["multi_match"]["fields"] == ["title_ru^4", "text_ru"]
+    assert must["must"][1]["multi_match"]["type"] == "phrase"
+    assert must["must_not"][0]["multi_match"]["query"] == "спорт"
+    filters = body["query"]["bool"]["filter"]
+    assert {"terms": {"relevance.label": ["core"]}} in filters
+    assert {"range": {"relevance.score": {"gte": 0.5}}} in filters
+    assert {"terms": {"entities.countries": ["AZ"]}} in filters
+    assert body["collapse"]["field"] == "story_id" and body["aggs"]["stories"]["cardinality"]["field"] == "story_id"
+    assert body["aggs"]["themes"] == {"terms": {"field": "relevance.themes", "size": 25}}
+    flat = search_body(SearchQuery(group_stories=False, facets=False, sort="date"))
+    assert "collapse" not in flat and "aggs" not in flat and "must" not in flat["query"]["bool"]
+    assert flat["sort"][0] == {"published_at": {"order": "desc", "missing": "_last"}}
+    all_languages = search_body(SearchQuery(text="gas"))["query"]["bool"]["must"][0]["bool"]["must"][0]
+    assert "text_std" in all_languages["multi_match"]["fields"] and "text_ar" in all_languages["multi_match"]["fields"]
+    assert search_body(SearchQuery(text="-only -excluded")) is None
+
+
+def test_parse_response_with_collapse_highlight_and_aggs() -> None:
+    response = {
+        "hits": {"total": {"value": 3, "relation": "eq"}, "hits": [{
+            "_id": "abc", "_score": 2.5, "_source": to_source(DOC),
+            "highlight": {"text_ru": ["\u0002Газопровод\u0003 повреждён."]},
+            "inner_hits": {"copies": {"hits": {"total": {"value": 2, "relation": "eq"}, "hits": []}}},
+        }]},
+        "aggregations": {"stories": {"value": 1},
+                         "language": {"buckets": [{"key": "ru", "doc_count": 3}]},
+                         "label": {"buckets": [{"key": "core", "doc_count": 3}]}},
+    }
+    result = parse_response(response, SearchQuery(text="газопровод"))
+    assert result.total == 1 and result.hits[0].copies == 2 and result.hits[0].document == DOC
+    hit = result.hits[0]
+    assert hit.snippet == "Газопровод повреждён." and hit.highlights == ((0, 10),)
+    assert result.facets["language"][0].value == "ru" and result.facets["label"][0].count == 3
+
+
+def test_client_options_from_url() -> None:
+    options = client_options("https://elastic:p%40ss@es.example:9243", environ={"ENERGYWATCH_ES_CA_CERTS": "/ca.pem"})
+    assert options["hosts"] == ["https://es.example:9243"] and options["basic_auth"] == ("elastic", "p@ss")
+    assert options["ca_certs"] == "/ca.pem"
+    keyed = client_options("http://es.example", environ={"ENERGYWATCH_ES_API_KEY": "k"})
+    assert keyed["hosts"] == ["http://es.example:9200"] and keyed["api_key"] == "k"
+    with pytest.raises(StoreError):
+        client_options("sqlite:///x.db", environ={})
