@@ -1,0 +1,118 @@
+"""What the Airflow DAGs call: plan batches, ingest a batch, summarise a run, backfill.
+
+Everything here takes and returns small plain values (feed ids, counts), so that tasks pass only
+those through XCom; nothing in this module imports Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from energywatch.config import Settings, load_feeds, load_settings
+from energywatch.enrich import enrich
+from energywatch.errors import ConfigError
+from energywatch.feeds import initial_state, replace_state
+from energywatch.models import Feed, RunSummary, utcnow
+from energywatch.pipeline import plan_feeds, run
+from energywatch.store import open_store
+
+log = logging.getLogger(__name__)
+COUNTS = ("feeds_polled", "feeds_not_modified", "feeds_failed", "items_new", "documents_stored", "pages_failed")
+
+
+def _settings(store_url: str | None) -> Settings:
+    return load_settings(store=store_url)
+
+
+def plan_batches(batch_size: int = 10, *, store_url: str | None = None, due_only: bool = True) -> list[list[str]]:
+    """Feed ids due for polling, cut into batches for dynamic task mapping."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    settings = _settings(store_url)
+    feeds = load_feeds(settings.feeds_file)
+    store = open_store(settings.store)
+    try:
+        planned = plan_feeds(feeds, store.get_feed_states(), settings, due_only=due_only, now=utcnow())
+    finally:
+        store.close()
+    ids = [feed.id for feed, _ in planned]
+    return [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+
+
+def _select(feeds: Sequence[Feed], feed_ids: Sequence[str]) -> list[Feed]:
+    known = {f.id: f for f in feeds}
+    unknown = [i for i in feed_ids if i not in known]
+    if unknown:
+        raise ConfigError(f"unknown feed id(s) {', '.join(unknown)}: they are not in the feed list")
+    return [known[i] for i in feed_ids]
+
+
+def ingest_batch(feed_ids: Sequence[str], *, store_url: str | None = None) -> dict[str, Any]:
+    """Poll, fetch, extract, enrich and store one batch of feeds; return its counts."""
+    settings = _settings(store_url)
+    feeds = _select(load_feeds(settings.feeds_file), feed_ids)
+    store = open_store(settings.store)
+    try:
+        summary = run(settings, feeds, store)
+    finally:
+        store.close()
+    for failure in summary.failures:
+        log.warning("%s failed for %s (%s): %s", failure.stage, failure.url, failure.feed_id, failure.reason)
+    return summarise(summary)
+
+
+def summarise(summary: RunSummary) -> dict[str, Any]:
+    """The small dictionary a task returns: counts and failures, never documents."""
+    counts: dict[str, Any] = {name: getattr(summary, name) for name in COUNTS}
+    counts["failures"] = len(summary.failures)
+    counts["seconds"] = round(summary.stage_seconds.get("total", 0.0), 2)
+    return counts
+
+
+def combine(batches: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over the batches of one run."""
+    totals: dict[str, Any] = {name: 0 for name in (*COUNTS, "failures")}
+    for batch in batches:
+        for name in totals:
+            totals[name] += int(batch.get(name, 0))
+    totals["batches"] = len(batches)
+    totals["finished_at"] = utcnow().isoformat()
+    return totals
+
+
+def backfill(feed_ids: Sequence[str] | None, since: datetime, *, store_url: str | None = None) -> dict[str, Any]:
+    """Re-poll feeds from scratch and re-enrich their documents published since a date; nothing is doubled."""
+    settings = _settings(store_url)
+    all_feeds = load_feeds(settings.feeds_file)
+    feeds = all_feeds if not feed_ids else _select(all_feeds, feed_ids)
+    store = open_store(settings.store)
+    try:
+        states = store.get_feed_states()
+        # forget validators and body hashes so every chosen feed is read in full again
+        store.save_feed_states([
+            replace_state(states.get(f.id) or initial_state(f), etag=None, last_modified=None, body_hash=None,
+                          retry_after_until=None)
+            for f in feeds
+        ])
+        summary = run(settings, feeds, store)
+        wanted = {f.id for f in feeds}
+        changed, checked, batch = 0, 0, []
+        for doc in store.iter_documents():
+            if doc.feed_id not in wanted or (doc.published_at and doc.published_at < since):
+                continue
+            checked += 1
+            result = enrich(doc.title, doc.text, doc.language,
+                            profile_path=str(settings.profile_file) if settings.profile_file else None)
+            if result.relevance != doc.relevance or result.entities != doc.entities:
+                changed += 1
+                batch.append(doc.model_copy(update={"relevance": result.relevance, "entities": result.entities}))
+        for start in range(0, len(batch), 200):
+            store.put_documents(batch[start:start + 200])
+    finally:
+        store.close()
+    counts = summarise(summary)
+    counts.update({"feeds": len(feeds), "documents_rechecked": checked, "documents_reenriched": changed})
+    return counts
