@@ -28,6 +28,8 @@ feeds_app = typer.Typer(help="Inspect and validate feed lists.", no_args_is_help
 app.add_typer(feeds_app, name="feeds")
 eval_app = typer.Typer(help="Measure quality against labelled data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+alerts_app = typer.Typer(help="Alert rules, preview, delivery and history.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 kibana_app = typer.Typer(help="Kibana saved objects: data view, saved searches, dashboard.", no_args_is_help=True)
 app.add_typer(kibana_app, name="kibana")
 
@@ -382,32 +384,129 @@ def explain(
 @app.command()
 def rescore(store: StoreOpt = None) -> None:
     """Re-run relevance and entities over every stored document (after editing the concept profile)."""
-    from energywatch.enrich import enrich
+    from energywatch.pipeline import rescore as rescore_documents
     from energywatch.store import open_store
 
     try:
         settings = _settings(store=store)
         backend = open_store(settings.store)
+        try:
+            with console.status("re-scoring…"):
+                total, changed = rescore_documents(backend, settings)
+        finally:
+            backend.close()
     except EnergywatchError as exc:
         _fail(exc)
-    profile = str(settings.profile_file) if settings.profile_file else None
-    changed = total = 0
-    batch = []
-    try:
-        with console.status("re-scoring…"):
-            for doc in backend.iter_documents():
-                total += 1
-                result = enrich(doc.title, doc.text, doc.language, profile_path=profile)
-                if result.relevance != doc.relevance or result.entities != doc.entities:
-                    changed += 1
-                    batch.append(doc.model_copy(update={"relevance": result.relevance, "entities": result.entities}))
-                if len(batch) >= 200:
-                    backend.put_documents(batch)
-                    batch = []
-            backend.put_documents(batch)
-    finally:
-        backend.close()
     console.print(f"re-scored {total} document(s), {changed} changed")
+
+
+RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="rules file; default ENERGYWATCH_ALERTS_FILE or config/alerts.yaml")]
+
+
+@alerts_app.command("check")
+def alerts_check(rules: RulesOpt = None) -> None:
+    """Validate a rules file: unknown fields, bad thresholds, unknown channels are reported."""
+    from energywatch.alerts.rules import load_rules
+
+    try:
+        settings = load_settings(alerts_file=rules)
+        loaded = load_rules(settings.alerts_file)
+    except EnergywatchError as exc:
+        _fail(exc)
+    for rule in loaded.rules:
+        console.print(f"[green]ok[/] rule {escape(rule.name)}: {rule.mode}, labels {', '.join(rule.labels)}, "
+                      f"channels {', '.join(rule.channels)}")
+    console.print(f"{settings.alerts_file}: {len(loaded.rules)} rule(s), {len(loaded.channels)} channel(s), valid")
+
+
+@alerts_app.command("preview")
+def alerts_preview(
+    rule: Annotated[str, typer.Argument(help="rule name")],
+    since: Annotated[str, typer.Option("--since", help="7d, 12h or an ISO date")] = "7d",
+    rules: RulesOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What a rule would have sent for the stories stored since a time (one line per story)."""
+    from energywatch.alerts.rules import load_rules, matches
+    from energywatch.store import open_store
+
+    try:
+        settings = load_settings(alerts_file=rules, store=store)
+        chosen = load_rules(settings.alerts_file).rule(rule)
+        start = parse_since(since)
+        backend = open_store(settings.store)
+        try:
+            result = backend.search(SearchQuery(since=start, labels=tuple(chosen.labels), limit=1000, sort="date",
+                                                facets=False))
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+    hits = [h for h in result.hits if matches(chosen, h.document)]
+    if as_json:
+        console.print_json(json.dumps([{"story_id": h.document.story_id, "title": h.document.title,
+                                        "url": h.document.url, "score": h.document.relevance.score,
+                                        "copies": h.copies} for h in hits], ensure_ascii=False))
+        return
+    console.print(f"rule [bold]{escape(rule)}[/] would have sent {len(hits)} stor{'y' if len(hits) == 1 else 'ies'} "
+                  f"since {start:%Y-%m-%d %H:%M}Z ({chosen.mode}, to {', '.join(chosen.channels)})")
+    for h in hits:
+        d = h.document
+        console.print(f"  {d.published_at:%Y-%m-%d} {d.relevance.score:.2f} {escape(d.title)} [dim]{escape(d.source)}"
+                      f"{f' · {h.copies} copies' if h.copies > 1 else ''}[/]" if d.published_at else f"  {escape(d.title)}")
+
+
+@alerts_app.command("send")
+def alerts_send(rules: RulesOpt = None, store: StoreOpt = None) -> None:
+    """Deliver every pending alert that is due (failed sends are retried later with back-off)."""
+    from energywatch.alerts.outbox import deliver
+    from energywatch.alerts.rules import load_rules
+    from energywatch.models import utcnow
+    from energywatch.store import open_store
+
+    try:
+        settings = load_settings(alerts_file=rules, store=store)
+        loaded = load_rules(settings.alerts_file)
+        backend = open_store(settings.store)
+        try:
+            report = deliver(backend, loaded, utcnow())
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+    console.print(f"sent {report.messages_sent} message(s) for {report.alerts_sent} alert(s); "
+                  f"{report.alerts_failed} failed (will retry), {report.alerts_held} held by quiet periods or digests")
+    for line in report.errors[:20]:
+        err.print(f"[red]failed[/] {escape(line)}")
+    if report.alerts_failed:
+        raise typer.Exit(code=1)
+
+
+@alerts_app.command("history")
+def alerts_history(limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 30, store: StoreOpt = None,
+                   as_json: JsonOpt = False) -> None:
+    """Recent outbox entries: pending, sent, failed attempts."""
+    from energywatch.store import open_store
+
+    try:
+        backend = open_store(_settings(store=store).store)
+        try:
+            history = backend.alert_history(limit)
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps([json.loads(a.model_dump_json()) for a in history], ensure_ascii=False))
+        return
+    table = Table(title="alerts", title_justify="left")
+    for col in ("created", "rule", "channel", "status", "tries", "title", "error"):
+        table.add_column(col, overflow="fold")
+    for a in history:
+        table.add_row(f"{a.created_at:%Y-%m-%d %H:%M}", a.rule, a.channel, a.status, str(a.attempts),
+                      escape(a.title[:80]), escape(a.last_error or ""))
+    console.print(table)
 
 
 @kibana_app.command("setup")

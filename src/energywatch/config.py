@@ -26,6 +26,9 @@ class Settings(BaseSettings):
         description="sqlite:///PATH (embedded default) or http(s)://user:pass@host:9200 (Elasticsearch)",
     )
     feeds_file: Path = Path("config/feeds.yaml")
+    alerts_file: Path = Field(
+        default=Path("config/alerts.yaml"), description="alert rules and channels; no file, no alerts"
+    )
     profile_file: Path | None = Field(
         default=None, description="a concept profile (YAML) replacing the packaged one"
     )

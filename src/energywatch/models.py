@@ -238,9 +238,39 @@ class RunSummary(BaseModel):
     pages_failed: int = 0
     documents_stored: int = 0
     documents_from_summary: int = 0
+    alerts_queued: int = 0
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     failures: list[Failure] = Field(default_factory=list)
 
     def add_time(self, stage: str, seconds: float) -> None:
         """Accumulate time spent in one stage."""
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+
+class Alert(_Frozen):
+    """One outbox entry: a rule matched a story, to be sent on one channel exactly once."""
+
+    id: str
+    rule: str
+    channel: str
+    mode: Literal["instant", "digest"] = "instant"
+    story_id: str
+    doc_id: str
+    title: str
+    url: str
+    source: str
+    language: str | None = None
+    label: str = "none"
+    score: float = 0.0
+    themes: tuple[str, ...] = ()
+    organizations: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    published_at: datetime | None = None
+    created_at: datetime
+    due_at: datetime
+    status: Literal["pending", "sent"] = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None

@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from energywatch.config import Settings, load_feeds, load_settings
-from energywatch.enrich import enrich
 from energywatch.errors import ConfigError
 from energywatch.feeds import initial_state, replace_state
 from energywatch.models import Feed, RunSummary, utcnow
-from energywatch.pipeline import plan_feeds, run
+from energywatch.pipeline import plan_feeds, rescore, run
 from energywatch.store import open_store
 
 log = logging.getLogger(__name__)
@@ -98,21 +97,28 @@ def backfill(feed_ids: Sequence[str] | None, since: datetime, *, store_url: str 
             for f in feeds
         ])
         summary = run(settings, feeds, store)
-        wanted = {f.id for f in feeds}
-        changed, checked, batch = 0, 0, []
-        for doc in store.iter_documents():
-            if doc.feed_id not in wanted or (doc.published_at and doc.published_at < since):
-                continue
-            checked += 1
-            result = enrich(doc.title, doc.text, doc.language,
-                            profile_path=str(settings.profile_file) if settings.profile_file else None)
-            if result.relevance != doc.relevance or result.entities != doc.entities:
-                changed += 1
-                batch.append(doc.model_copy(update={"relevance": result.relevance, "entities": result.entities}))
-        for start in range(0, len(batch), 200):
-            store.put_documents(batch[start:start + 200])
+        checked, changed = rescore(store, settings, feed_ids={f.id for f in feeds}, since=since)
     finally:
         store.close()
     counts = summarise(summary)
     counts.update({"feeds": len(feeds), "documents_rechecked": checked, "documents_reenriched": changed})
     return counts
+
+
+def deliver_alerts(*, store_url: str | None = None, secrets: dict[str, str] | None = None) -> dict[str, Any]:
+    """Send the due alerts of the outbox; return the counts (the alerts DAG calls this)."""
+    from energywatch.alerts.outbox import deliver
+    from energywatch.alerts.rules import load_rules
+
+    settings = _settings(store_url)
+    if not settings.alerts_file.exists():
+        log.warning("no alert rules file at %s: nothing to deliver", settings.alerts_file)
+        return {"messages_sent": 0, "alerts_sent": 0, "alerts_failed": 0, "alerts_held": 0}
+    rules = load_rules(settings.alerts_file)
+    store = open_store(settings.store)
+    try:
+        report = deliver(store, rules, utcnow(), secrets=secrets)
+    finally:
+        store.close()
+    return {"messages_sent": report.messages_sent, "alerts_sent": report.alerts_sent,
+            "alerts_failed": report.alerts_failed, "alerts_held": report.alerts_held}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from energywatch.alerts.rules import RulesFile, alerts_for, load_rules
 from energywatch.config import Settings
 from energywatch.enrich import enrich
 from energywatch.enrich.dedup import group, shares_band
@@ -111,6 +112,29 @@ def assign_stories(store: Store, batch: Sequence[Document]) -> list[Document]:
     return placed
 
 
+def rescore(store: Store, settings: Settings, *, feed_ids: set[str] | None = None,
+            since: datetime | None = None) -> tuple[int, int]:
+    """Re-run relevance and entities over stored documents (after a profile change); (checked, changed)."""
+    profile = str(settings.profile_file) if settings.profile_file else None
+    checked = changed = 0
+    batch: list[Document] = []
+    for doc in store.iter_documents():
+        if feed_ids is not None and doc.feed_id not in feed_ids:
+            continue
+        if since and doc.published_at and doc.published_at < since:
+            continue
+        checked += 1
+        result = enrich(doc.title, doc.text, doc.language, profile_path=profile)
+        if result.relevance != doc.relevance or result.entities != doc.entities:
+            changed += 1
+            batch.append(doc.model_copy(update={"relevance": result.relevance, "entities": result.entities}))
+        if len(batch) >= 200:
+            store.put_documents(batch)
+            batch = []
+    store.put_documents(batch)
+    return checked, changed
+
+
 def _document(item: FeedItem, article: Article, job: PageJob, language: str | None,
               confidence: float | None) -> Document:
     return Document(
@@ -137,8 +161,10 @@ def _warm_worker(languages: tuple[str, ...]) -> None:
 class _Run:
     """State of one run; see `run()`."""
 
-    def __init__(self, settings: Settings, store: Store, progress: Progress, pool: ProcessPoolExecutor) -> None:
+    def __init__(self, settings: Settings, store: Store, progress: Progress, pool: ProcessPoolExecutor,
+                 rules: RulesFile | None = None) -> None:
         self.settings = settings
+        self.rules = rules
         self.store = store
         self.progress = progress
         self.pool = pool
@@ -256,7 +282,11 @@ class _Run:
             batch = await asyncio.to_thread(assign_stories, self.store, batch)
             t1 = time.perf_counter()
             self.summary.add_time("stories", t1 - t0)
-            stored = await asyncio.to_thread(self.store.put_documents, batch)
+            now = utcnow()
+            alerts = [a for doc in batch for a in alerts_for(self.rules, doc, now)] if self.rules else []
+            # documents and their outbox entries are written in one step: no alert is lost in between
+            stored = await asyncio.to_thread(self.store.put_documents, batch, alerts)
+            self.summary.alerts_queued += len(alerts)
             self.summary.add_time("store", time.perf_counter() - t1)
             stored_ids = set(stored)
             for doc in batch:
@@ -301,7 +331,8 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
     try:
         states = await asyncio.to_thread(store.get_feed_states)
         planned = plan_feeds(feeds, states, settings, due_only=due_only, now=utcnow())
-        job = _Run(settings, store, progress, pool)
+        rules = load_rules(settings.alerts_file) if settings.alerts_file.exists() else None
+        job = _Run(settings, store, progress, pool, rules)
         job.summary.feeds_skipped = len(feeds) - len(planned)
         progress.feeds_planned(len(planned))
         async with HttpClient(settings) as http:

@@ -146,3 +146,24 @@ def test_near_duplicate_lookups(backend: Store) -> None:
     assert backend.find_by_content_hash("h1").id == a.id and backend.find_by_content_hash("zz") is None
     assert [d.id for d in backend.find_by_bands(["b2", "b9"])] == [a.id]
     assert {d.id for d in backend.find_by_bands(["b1", "b3"])} == {a.id, b.id}
+
+
+def test_alert_outbox_exactly_once_and_due(backend: Store) -> None:
+    from energywatch.models import Alert
+
+    def alert(aid: str, story: str, due_minutes: int = 0) -> Alert:
+        return Alert(id=aid, rule="r", channel="hook", story_id=story, doc_id=story, title=f"t {story}",
+                     url="https://x.example/", source="S", created_at=T0, due_at=T0 + timedelta(minutes=due_minutes))
+
+    backend.put_documents([RU], [alert("a1", RU.id)])
+    backend.put_documents([RU], [alert("a1", RU.id).model_copy(update={"title": "changed"}), alert("a2", "s2", 30)])
+    due = backend.due_alerts(T0 + timedelta(minutes=1))
+    assert [a.id for a in due] == ["a1"] and due[0].title == f"t {RU.id}"  # the first entry stays as it was
+    assert [a.id for a in backend.due_alerts(T0 + timedelta(minutes=31))] == ["a1", "a2"]
+    backend.update_alerts([due[0].model_copy(update={"attempts": 1, "next_attempt_at": T0 + timedelta(minutes=10)})])
+    assert backend.due_alerts(T0 + timedelta(minutes=5)) == []
+    backend.update_alerts([due[0].model_copy(update={"status": "sent", "sent_at": T0 + timedelta(minutes=11)})])
+    assert backend.last_sent_at("r", "hook") == T0 + timedelta(minutes=11)
+    assert backend.last_sent_at("r", "other") is None
+    assert [a.id for a in backend.due_alerts(T0 + timedelta(hours=1))] == ["a2"]
+    assert {a.id for a in backend.alert_history(10)} == {"a1", "a2"}

@@ -138,3 +138,32 @@ def test_plugin_links(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert hrefs[0] == "http://localhost:8000"
     assert hrefs[1].endswith("/app/dashboards#/view/energywatch-overview")
     json.dumps(ours["external_views"])
+
+
+def test_alerts_dag_after_ingest(dagbag, httpserver: HTTPServer, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from werkzeug import Request, Response
+
+    received: list[bytes] = []
+
+    def hook(request: Request) -> Response:
+        received.append(request.get_data())
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(hook)
+    _serve(httpserver, tmp_path, monkeypatch)
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(f"channels:\n  hook: {{type: webhook, url_env: ENERGYWATCH_WEBHOOK_URL}}\n"
+                     "rules:\n  - {name: nato-core, labels: [core], organizations: [NATO], channels: [hook]}\n",
+                     encoding="utf-8")
+    monkeypatch.setenv("ENERGYWATCH_ALERTS_FILE", str(rules))
+    monkeypatch.setenv("ENERGYWATCH_WEBHOOK_URL", httpserver.url_for("/hook"))
+    alerts = dagbag.get_dag("energywatch_alerts")
+    assert [getattr(a, "uri", "").rstrip("/") for a in alerts.timetable.asset_condition.objects] == \
+        ["energywatch://documents"] if hasattr(alerts.timetable, "asset_condition") else True
+    assert str(dagbag.get_dag("energywatch_ingest").test(run_conf={"due_only": False}).state).endswith("success")
+    assert str(alerts.test().state).endswith("success")
+    # the three pages tell one story (near-duplicates): one alert, with its copies counted
+    assert len(received) == 1 and json.loads(received[0])["stories"][0]["copies"] == 3
+    assert str(alerts.test().state).endswith("success")
+    assert len(received) == 1  # nothing sent twice

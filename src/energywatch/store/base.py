@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from energywatch.models import Document, FeedItem, FeedState, SearchQuery, SearchResult, StoreStats
+from datetime import datetime
+
+from energywatch.models import Alert, Document, FeedItem, FeedState, SearchQuery, SearchResult, StoreStats
 
 
 @runtime_checkable
@@ -26,8 +28,11 @@ class Store(Protocol):
     def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
         """The items whose document is not stored yet (by document id, then by feed GUID)."""
 
-    def put_documents(self, documents: Sequence[Document]) -> list[str]:
-        """Upsert documents and mark their items seen in one step; return the ids stored."""
+    def put_documents(self, documents: Sequence[Document], alerts: Sequence[Alert] = ()) -> list[str]:
+        """Upsert documents, mark their items seen and add new outbox entries in one step; return ids stored.
+
+        An alert whose id is already in the outbox is left as it is: exactly once per (rule, story, channel).
+        """
 
     def get_document(self, doc_id: str) -> Document | None:
         """One document by id."""
@@ -49,3 +54,16 @@ class Store(Protocol):
 
     def stats(self) -> StoreStats:
         """Counts for `energywatch stats` and the UI."""
+
+    # alert outbox
+    def due_alerts(self, now: datetime) -> list[Alert]:
+        """Pending alerts whose due time and retry time have come."""
+
+    def update_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Replace outbox entries (status, attempts, due time)."""
+
+    def last_sent_at(self, rule: str, channel: str) -> datetime | None:
+        """When a rule last sent on a channel (for quiet periods)."""
+
+    def alert_history(self, limit: int = 50) -> list[Alert]:
+        """Outbox entries, newest first."""

@@ -18,11 +18,11 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from energywatch.errors import StoreError, StoreUnavailable
 from energywatch.models import (
-    Document, FacetValue, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
+    Alert, Document, FacetValue, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
 )
 from energywatch.snippets import Snippet
 from energywatch.store.es_mapping import (
-    TEXT_SUFFIXES, FeedStateMapping, SeenMapping, template_body, text_suffix,
+    TEXT_SUFFIXES, AlertMapping, FeedStateMapping, SeenMapping, template_body, text_suffix,
 )
 from energywatch.store.query import ParsedQuery, parse_query
 
@@ -54,6 +54,7 @@ class ElasticsearchStore:
         self.index = f"{self.alias}-v{INDEX_VERSION}"
         self.feeds_index = f"{prefix}-feeds"
         self.seen_index = f"{prefix}-seen"
+        self.alerts_index = f"{prefix}-alerts"
         # tests and small setups want read-your-writes; bulk ingestion does not wait for refreshes
         self._refresh: Any = "wait_for" if refresh else False
         self._settings = {"shards": shards, "replicas": replicas, "refresh_interval": refresh_interval}
@@ -74,6 +75,7 @@ class ElasticsearchStore:
                 self._create(self.index, aliases={self.alias: {"is_write_index": True}})
             self._create(self.feeds_index, mappings=FeedStateMapping._doc_type.mapping.to_dict())
             self._create(self.seen_index, mappings=SeenMapping._doc_type.mapping.to_dict())
+            self._create(self.alerts_index, mappings=AlertMapping._doc_type.mapping.to_dict())
         except (ApiError, TransportError) as exc:
             raise _wrap("index set-up", exc) from exc
 
@@ -138,8 +140,18 @@ class ElasticsearchStore:
             found.update(d["_id"] for d in response["docs"] if d.get("found"))
         return found
 
-    def put_documents(self, documents: Sequence[Document]) -> list[str]:
-        """Upsert documents; mark their GUIDs seen only once the document itself is stored."""
+    def put_documents(self, documents: Sequence[Document], alerts: Sequence[Alert] = ()) -> list[str]:
+        """Upsert documents; mark their GUIDs seen only once the document itself is stored.
+
+        Outbox entries are created first (op_type create: an existing one is left alone), so a crash
+        between the two steps can repeat the documents' write but never lose an alert.
+        """
+        if alerts:
+            created = self._bulk(({"_op_type": "create", "_index": self.alerts_index, "_id": a.id,
+                                   "_source": a.model_dump(mode="json")} for a in alerts), ignore_status=(409,))
+            if created:
+                raise StoreError(f"could not write {len(created)} alert(s) to the outbox; the documents were not "
+                                 "stored either, the next run retries them")
         if not documents:
             return []
         now = utcnow()
@@ -153,7 +165,7 @@ class ElasticsearchStore:
         self._bulk(marks)  # a lost mark only costs a re-check by document id next run
         return [d.id for d in stored]
 
-    def _bulk(self, actions: Any) -> list[str]:
+    def _bulk(self, actions: Any, ignore_status: tuple[int, ...] = ()) -> list[str]:
         """streaming_bulk sized by bytes, retrying 429s with back-off; returns the ids that failed."""
         failed: list[str] = []
         try:
@@ -161,8 +173,9 @@ class ElasticsearchStore:
                 self.client, actions, chunk_size=500, max_chunk_bytes=_BULK_BYTES, raise_on_error=False,
                 raise_on_exception=False, max_retries=5, initial_backoff=1, max_backoff=60, refresh=self._refresh,
             ):
-                if not ok:
-                    failed.append(next(iter(item.values())).get("_id", "?"))
+                result = next(iter(item.values()))
+                if not ok and result.get("status") not in ignore_status:
+                    failed.append(result.get("_id", "?"))
         except (ApiError, TransportError) as exc:
             raise _wrap("bulk indexing", exc) from exc
         return failed
@@ -212,6 +225,50 @@ class ElasticsearchStore:
             raise _wrap("search", exc) from exc
         return [from_source(h["_source"]) for h in response["hits"]["hits"]]
 
+    # alert outbox ------------------------------------------------------------------------------------
+    def due_alerts(self, now: datetime) -> list[Alert]:
+        """Pending alerts whose due time and retry time have come."""
+        stamp = now.isoformat()
+        query = {"bool": {"filter": [
+            {"term": {"status": "pending"}}, {"range": {"due_at": {"lte": stamp}}},
+            {"bool": {"should": [{"bool": {"must_not": {"exists": {"field": "next_attempt_at"}}}},
+                                 {"range": {"next_attempt_at": {"lte": stamp}}}]}},
+        ]}}
+        try:
+            response = self.client.search(index=self.alerts_index, query=query, size=1000,
+                                          sort=[{"created_at": "asc"}, {"_id": "asc"}])
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading the alert outbox", exc) from exc
+        return _alerts_from(response)
+
+    def update_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Replace outbox entries (status, attempts, due time)."""
+        failed = self._bulk({"_index": self.alerts_index, "_id": a.id, "_source": a.model_dump(mode="json")}
+                            for a in alerts)
+        if failed:
+            raise StoreError(f"could not update {len(failed)} alert(s) in the outbox")
+
+    def last_sent_at(self, rule: str, channel: str) -> datetime | None:
+        """When a rule last sent on a channel."""
+        try:
+            response = self.client.search(
+                index=self.alerts_index, size=0,
+                query={"bool": {"filter": [{"term": {"rule": rule}}, {"term": {"channel": channel}},
+                                           {"term": {"status": "sent"}}]}},
+                aggs={"last": {"max": {"field": "sent_at"}}})
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading the alert outbox", exc) from exc
+        return _ms(response["aggregations"]["last"].get("value"))
+
+    def alert_history(self, limit: int = 50) -> list[Alert]:
+        """Outbox entries, newest first."""
+        try:
+            response = self.client.search(index=self.alerts_index, size=limit, sort=[{"created_at": "desc"}],
+                                          query={"match_all": {}})
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading the alert outbox", exc) from exc
+        return _alerts_from(response)
+
     # search ------------------------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> SearchResult:
         """Full-text search with filters, facets and one line per story."""
@@ -249,6 +306,10 @@ class ElasticsearchStore:
             oldest_published=_ms(a["oldest"].get("value")), newest_published=_ms(a["newest"].get("value")),
             last_indexed=_ms(a["last"].get("value")),
         )
+
+
+def _alerts_from(response: Any) -> list[Alert]:
+    return [Alert.model_validate(h["_source"]) for h in response["hits"]["hits"]]
 
 
 def client_options(url: str, environ: dict[str, str] | None = None) -> dict[str, Any]:

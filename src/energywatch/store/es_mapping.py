@@ -90,6 +90,21 @@ class FeedStateMapping(DslDocument):
     state = Object(enabled=False)
 
 
+class AlertMapping(DslDocument):
+    rule = Keyword()
+    channel = Keyword()
+    status = Keyword()
+    story_id = Keyword()
+    created_at = Date()
+    due_at = Date()
+    next_attempt_at = Date()
+    sent_at = Date()
+
+    class Meta:
+        # the rest of an alert (title, evidence, …) is kept in _source for delivery, not indexed
+        dynamic = MetaField(False)
+
+
 class SeenMapping(DslDocument):
     feed_id = Keyword()
     guid = Keyword()

@@ -12,7 +12,7 @@ from pathlib import Path
 from energywatch.analysis import analyze, candidate_languages, stem_tokens, unique
 from energywatch.errors import StoreError
 from energywatch.models import (
-    Document, FacetValue, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
+    Alert, Document, FacetValue, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
 )
 from energywatch.snippets import make_snippet
 from energywatch.store.query import ParsedQuery, parse_query
@@ -65,6 +65,12 @@ CREATE INDEX IF NOT EXISTS doc_terms_doc ON doc_terms (doc_rowid);
 CREATE TABLE IF NOT EXISTS seen_guids (
     feed_id TEXT NOT NULL, guid TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (feed_id, guid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, rule TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,
+    created_at TEXT NOT NULL, due_at TEXT NOT NULL, next_attempt_at TEXT, sent_at TEXT, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_due ON alerts (status, due_at);
+CREATE INDEX IF NOT EXISTS alerts_sent ON alerts (rule, channel, sent_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS doc_fts USING fts5(
     title, body,
     tokenize = "unicode61 remove_diacritics 0 categories 'L* N* Co M*'"
@@ -150,9 +156,9 @@ class SQLiteStore:
             seen_guids.update((r[0], r[1]) for r in self._db.execute(f"SELECT feed_id, guid FROM seen_guids WHERE {clause}", flat))
         return [i for i in items if i.doc_id not in known and (i.feed_id, i.guid) not in seen_guids]
 
-    def put_documents(self, documents: Sequence[Document]) -> list[str]:
-        """Upsert documents, their index entries and seen GUIDs in one transaction."""
-        if not documents:
+    def put_documents(self, documents: Sequence[Document], alerts: Sequence[Alert] = ()) -> list[str]:
+        """Upsert documents, their index entries, seen GUIDs and new outbox entries in one transaction."""
+        if not documents and not alerts:
             return []
         now = utcnow()
         prepared = [(d if d.indexed_at else d.model_copy(update={"indexed_at": now})) for d in documents]
@@ -182,7 +188,37 @@ class SQLiteStore:
                     self._db.executemany("INSERT OR IGNORE INTO doc_terms VALUES (?, ?, ?)", sorted(terms))
                 if doc.guid:
                     self._db.execute("INSERT OR REPLACE INTO seen_guids VALUES (?, ?, ?)", (doc.feed_id, doc.guid, doc.id))
+            # OR IGNORE: a story already in the outbox for this rule and channel never alerts again
+            self._db.executemany("INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 [_alert_row(a) for a in alerts])
         return [d.id for d in prepared]
+
+    # alert outbox ----------------------------------------------------------------------------------
+    def due_alerts(self, now: datetime) -> list[Alert]:
+        """Pending alerts whose due time and retry time have come."""
+        stamp = _iso(now)
+        rows = self._db.execute(
+            "SELECT data FROM alerts WHERE status = 'pending' AND due_at <= ? "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY created_at, id", (stamp, stamp),
+        ).fetchall()
+        return [Alert.model_validate_json(r[0]) for r in rows]
+
+    def update_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Replace outbox entries (status, attempts, due time)."""
+        with self._lock, self._tx():
+            self._db.executemany("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 [_alert_row(a) for a in alerts])
+
+    def last_sent_at(self, rule: str, channel: str) -> datetime | None:
+        """When a rule last sent on a channel."""
+        row = self._db.execute("SELECT MAX(sent_at) FROM alerts WHERE rule = ? AND channel = ? AND status = 'sent'",
+                               (rule, channel)).fetchone()
+        return _dt(row[0]) if row and row[0] else None
+
+    def alert_history(self, limit: int = 50) -> list[Alert]:
+        """Outbox entries, newest first."""
+        rows = self._db.execute("SELECT data FROM alerts ORDER BY created_at DESC, id LIMIT ?", (limit,)).fetchall()
+        return [Alert.model_validate_json(r[0]) for r in rows]
 
     def get_document(self, doc_id: str) -> Document | None:
         """One document by id."""
@@ -411,6 +447,11 @@ def _filters(query: SearchQuery) -> tuple[list[str], list[object]]:
             )
             params.extend([field, *values])
     return where, params
+
+
+def _alert_row(a: Alert) -> tuple[object, ...]:
+    return (a.id, a.rule, a.channel, a.status, _iso(a.created_at), _iso(a.due_at), _iso(a.next_attempt_at),
+            _iso(a.sent_at), a.model_dump_json())
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,0 +1,35 @@
+"""Alert delivery, scheduled on the Asset the ingest DAG emits: sends what the outbox holds.
+
+Matching happens when documents are stored (in the same step as the outbox write), so this DAG only
+delivers: a channel that is down delays alerts, the next run retries them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import dag, task
+from energywatch_common import DEFAULT_ARGS, DOCUMENTS, channel_secrets, store_url
+
+
+@dag(
+    dag_id="energywatch_alerts",
+    schedule=[DOCUMENTS],
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=10)},
+    tags=["energywatch"],
+    doc_md=__doc__,
+)
+def energywatch_alerts() -> None:
+    @task
+    def deliver(**context) -> dict:
+        from energywatch.orchestration import deliver_alerts
+
+        return deliver_alerts(store_url=store_url(), secrets=channel_secrets())
+
+    deliver()
+
+
+energywatch_alerts()

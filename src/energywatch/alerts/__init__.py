@@ -1,0 +1,1 @@
+"""Alerting: rules decide which stories matter, channels deliver, the outbox makes it exactly once."""

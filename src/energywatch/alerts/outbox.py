@@ -1,0 +1,97 @@
+"""Deliver the outbox: due alerts grouped into messages, sent, marked sent only on success."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from energywatch.alerts.channels import Message, send
+from energywatch.alerts.rules import RulesFile, retry_delay
+from energywatch.errors import ConfigError, EnergywatchError, TransientError
+from energywatch.models import Alert, SearchQuery
+from energywatch.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery pass did."""
+
+    messages_sent: int = 0
+    alerts_sent: int = 0
+    alerts_failed: int = 0
+    alerts_held: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _copies(store: Store, story_id: str) -> int:
+    return store.search(SearchQuery(story_id=story_id, group_stories=False, limit=1, facets=False)).total or 1
+
+
+def plan_messages(rules: RulesFile, due: list[Alert], last_sent: Mapping[tuple[str, str], datetime | None],
+                  now: datetime) -> tuple[list[list[Alert]], list[Alert]]:
+    """Group due alerts into messages; alerts in a rule's quiet period are held until it ends."""
+    groups: dict[tuple[str, str], list[Alert]] = defaultdict(list)
+    for alert in due:
+        groups[(alert.rule, alert.channel)].append(alert)
+    messages: list[list[Alert]] = []
+    held: list[Alert] = []
+    for (rule_name, channel), alerts in groups.items():
+        try:
+            rule = rules.rule(rule_name)
+        except ConfigError:
+            held.extend(alerts)  # a rule removed from the file: keep its alerts, never drop them silently
+            continue
+        quiet_until = None
+        sent_at = last_sent.get((rule_name, channel))
+        if rule.quiet_minutes and sent_at:
+            quiet_until = sent_at + timedelta(minutes=rule.quiet_minutes)
+        if quiet_until and now < quiet_until:
+            held.extend(a.model_copy(update={"due_at": quiet_until}) for a in alerts)
+            continue
+        alerts.sort(key=lambda a: (a.created_at, a.id))
+        if rule.mode == "digest" or rule.quiet_minutes:
+            # a digest, or a rule that asks for quiet: what is due now goes as one message, not a burst
+            messages.append(alerts)
+        else:
+            messages.extend([a] for a in alerts)
+    return messages, held
+
+
+def deliver(store: Store, rules: RulesFile, now: datetime, *, secrets: Mapping[str, str] | None = None,
+            sender: Callable[..., None] = send) -> DeliveryReport:
+    """Send every due alert; failures are retried later with back-off and never lost."""
+    report = DeliveryReport()
+    due = store.due_alerts(now)
+    if not due:
+        return report
+    last_sent = {(a.rule, a.channel): store.last_sent_at(a.rule, a.channel) for a in due}
+    messages, held = plan_messages(rules, due, last_sent, now)
+    if held:
+        store.update_alerts(held)
+        report.alerts_held += len(held)
+    for alerts in messages:
+        first = alerts[0]
+        message = Message(rule=first.rule, channel=first.channel, alerts=tuple(alerts),
+                          copies={a.story_id: _copies(store, a.story_id) for a in alerts})
+        try:
+            sender(message, rules.channels[first.channel], secrets)
+        except EnergywatchError as exc:
+            transient = isinstance(exc, TransientError)
+            report.alerts_failed += len(alerts)
+            report.errors.append(str(exc))
+            log.warning("alert delivery failed (%s): %s", "will retry" if transient else "check the channel", exc)
+            store.update_alerts([a.model_copy(update={
+                "attempts": a.attempts + 1, "last_error": str(exc)[:500],
+                "next_attempt_at": now + retry_delay(a.attempts + 1),
+            }) for a in alerts])
+            continue
+        store.update_alerts([a.model_copy(update={"status": "sent", "sent_at": now, "last_error": None,
+                                                  "attempts": a.attempts + 1}) for a in alerts])
+        report.messages_sent += 1
+        report.alerts_sent += len(alerts)
+    return report

@@ -1,0 +1,209 @@
+"""Alert rules and channels from YAML, validated; which documents a rule matches; outbox entries."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from energywatch.analysis import analyze, stem_tokens
+from energywatch.errors import ConfigError
+from energywatch.models import Alert, Document
+from energywatch.store.query import parse_query
+
+_EVIDENCE = 3
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelConfig(_Strict):
+    """Where alerts go. Secrets are never written here: name the environment variable that holds them."""
+
+    type: Literal["webhook", "slack", "email"]
+    url: str | None = None
+    url_env: str | None = None
+    secret_env: str | None = Field(default=None, description="HMAC-SHA256 shared secret (webhook)")
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password_env: str | None = None
+    sender: str | None = None
+    recipients: list[str] = []
+    timeout_seconds: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChannelConfig:
+        if self.type in {"webhook", "slack"} and not (self.url or self.url_env):
+            raise ValueError(f"a {self.type} channel needs url or url_env")
+        if self.type == "email" and not (self.host and self.sender and self.recipients):
+            raise ValueError("an email channel needs host, sender and recipients")
+        return self
+
+
+class Rule(_Strict):
+    """Which new stories to alert on, where, and how often."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    labels: list[Literal["core", "related", "none"]] = ["core"]
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    themes: list[str] = []
+    organizations: list[str] = []
+    countries: list[str] = []
+    infrastructure: list[str] = []
+    people: list[str] = []
+    languages: list[str] = []
+    sources: list[str] = []
+    query: str | None = None
+    channels: list[str] = Field(min_length=1)
+    mode: Literal["instant", "digest"] = "instant"
+    digest_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    quiet_minutes: int = Field(default=0, ge=0, le=7 * 24 * 60)
+
+
+class RulesFile(_Strict):
+    """A whole rules file."""
+
+    channels: dict[str, ChannelConfig]
+    rules: list[Rule]
+
+    @model_validator(mode="after")
+    def _references(self) -> RulesFile:
+        names = [r.name for r in self.rules]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"rule names must be unique: {', '.join(doubled)}")
+        for rule in self.rules:
+            unknown = [c for c in rule.channels if c not in self.channels]
+            if unknown:
+                raise ValueError(f"rule {rule.name!r}: unknown channel(s) {', '.join(unknown)} "
+                                 f"(defined: {', '.join(self.channels) or 'none'})")
+        return self
+
+    def rule(self, name: str) -> Rule:
+        """A rule by name, or a clear error."""
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise ConfigError(f"no rule named {name!r} (rules: {', '.join(r.name for r in self.rules)})")
+
+
+def load_rules(path: Path) -> RulesFile:
+    """Read and validate a rules file; every problem names the rule and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"alert rules file {path} does not exist (set ENERGYWATCH_ALERTS_FILE)") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"alert rules file {path} is not valid YAML: {exc}") from exc
+    raw = raw or {}
+    problems = _reference_problems(raw)
+    try:
+        loaded = RulesFile.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = list(err["loc"])
+            if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+                rules = (raw or {}).get("rules") or []
+                name = rules[loc[1]].get("name", f"#{loc[1] + 1}") if loc[1] < len(rules) and isinstance(rules[loc[1]], dict) else f"#{loc[1] + 1}"
+                where = f"rule {name!r}" + (f": {'.'.join(map(str, loc[2:]))}" if loc[2:] else "")
+            else:
+                where = ".".join(map(str, loc)) or "file"
+            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            if "unknown channel" not in message:  # already reported, with every rule at once
+                problems.append(f"{where}: {message}")
+        raise ConfigError(f"alert rules file {path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems)) from exc
+    if problems:
+        raise ConfigError(f"alert rules file {path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    return loaded
+
+
+def _reference_problems(raw: dict) -> list[str]:
+    """Channels that rules name but the file does not define (checked even when other fields are wrong)."""
+    channels = raw.get("channels") if isinstance(raw.get("channels"), dict) else {}
+    problems = []
+    for index, rule in enumerate(raw.get("rules") or []):
+        if isinstance(rule, dict) and isinstance(rule.get("channels"), list):
+            unknown = [c for c in rule["channels"] if c not in channels]
+            if unknown:
+                problems.append(f"rule {rule.get('name', f'#{index + 1}')!r}: unknown channel(s) {', '.join(map(str, unknown))}"
+                                f" (defined: {', '.join(channels) or 'none'})")
+    return problems
+
+
+def _any(wanted: list[str], present: tuple[str, ...]) -> bool:
+    return not wanted or not set(wanted).isdisjoint(present)
+
+
+def _query_matches(query: str, doc: Document) -> bool:
+    parsed = parse_query(query)
+    terms = analyze(f"{doc.title}\n{doc.text}", doc.language)
+    present = set(terms)
+    if parsed.excluded and set(stem_tokens(list(parsed.excluded), doc.language)) & present:
+        return False
+    if not set(stem_tokens(list(parsed.words), doc.language)) <= present:
+        return False
+    joined = f" {' '.join(terms)} "
+    for phrase in parsed.phrases:
+        if f" {' '.join(stem_tokens(list(phrase), doc.language))} " not in joined:
+            return False
+    return all(any(t.startswith(p) for t in present) for p in parsed.prefixes)
+
+
+def matches(rule: Rule, doc: Document) -> bool:
+    """Whether a document satisfies every condition of a rule."""
+    r, e = doc.relevance, doc.entities
+    return (
+        r.label in rule.labels and r.score >= rule.min_score
+        and _any(rule.themes, r.themes) and _any(rule.organizations, e.organizations)
+        and _any(rule.countries, e.countries) and _any(rule.infrastructure, e.infrastructure)
+        and _any(rule.people, e.people)
+        and (not rule.languages or doc.language in rule.languages)
+        and (not rule.sources or doc.feed_id in rule.sources or doc.source in rule.sources)
+        and (not rule.query or _query_matches(rule.query, doc))
+    )
+
+
+def alert_id(rule: str, story_id: str, channel: str) -> str:
+    """Exactly once per (rule, story, channel): the outbox key."""
+    return hashlib.blake2b(f"{rule}\x00{story_id}\x00{channel}".encode(), digest_size=16).hexdigest()
+
+
+def digest_due(created: datetime, minutes: int) -> datetime:
+    """The end of the digest window a time falls in (windows aligned on the epoch, in UTC)."""
+    seconds = minutes * 60
+    stamp = created.timestamp()
+    return datetime.fromtimestamp(math.floor(stamp / seconds) * seconds + seconds, tz=timezone.utc)
+
+
+def alerts_for(rules: RulesFile, doc: Document, now: datetime) -> list[Alert]:
+    """Outbox entries for a document: one per matching rule and channel, keyed by its story."""
+    story = doc.story_id or doc.id
+    out = []
+    for rule in rules.rules:
+        if not matches(rule, doc):
+            continue
+        due = digest_due(now, rule.digest_minutes) if rule.mode == "digest" else now
+        for channel in rule.channels:
+            out.append(Alert(
+                id=alert_id(rule.name, story, channel), rule=rule.name, channel=channel, mode=rule.mode,
+                story_id=story, doc_id=doc.id, title=doc.title, url=doc.url, source=doc.source,
+                language=doc.language, label=doc.relevance.label, score=doc.relevance.score,
+                themes=doc.relevance.themes, organizations=doc.entities.organizations,
+                countries=doc.entities.countries,
+                evidence=tuple(e.sentence for e in doc.relevance.evidence[:_EVIDENCE]),
+                published_at=doc.published_at, created_at=now, due_at=due,
+            ))
+    return out
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off after a failed send: 1, 2, 4 … minutes, at most an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
