@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 
-.PHONY: run test install install-test bench clean system-test-deps
+.PHONY: run test install install-test bench serve clean system-test-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,17 +24,27 @@ run: $(VENV)/.installed
 	mkdir -p var
 	$(BIN)/energywatch run --feeds config/feeds.yaml --store sqlite:///var/energywatch.db
 
-# Debian's docker-compose (v1.29) validates docker/docker-compose.yml; `config` needs no engine.
+# Debian packages the tests use: docker-compose (v1.29) validates docker/docker-compose.yml (`config`
+# needs no engine); chromium runs the browser tests (Playwright drives it; it never downloads a browser).
 system-test-deps:
-	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || \
-	  { command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq docker-compose) >/dev/null 2>&1; } || \
-	  echo "note: docker-compose could not be installed; the compose test will be skipped"
+	@missing=""; \
+	{ command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1; } || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  { command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null 2>&1; } || \
+	  echo "note: could not install$$missing; the tests that need them will be skipped"; \
+	fi
 
 test: $(VENV)/.installed-test system-test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/pipeline_throughput.py
+	$(BIN)/python benchmarks/enrich_speed.py
+	$(BIN)/python benchmarks/alert_latency.py
+
+serve: $(VENV)/.installed
+	$(BIN)/energywatch serve
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -548,6 +548,32 @@ def kibana_export(output: Annotated[Path, typer.Argument(help="where to write th
     console.print(f"wrote {output}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to bind; anything but loopback needs a token")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    store: StoreOpt = None,
+) -> None:
+    """Start the search and monitoring web UI (and its JSON API under /api) over the configured store."""
+    import ipaddress
+
+    import uvicorn
+
+    from energywatch.web.app import create_app
+
+    try:
+        settings = _settings(store=store)
+        loopback = host == "localhost" or (host.replace(".", "").isdigit() or ":" in host) and ipaddress.ip_address(host).is_loopback
+        if not loopback and settings.web_token is None:
+            raise ConfigError(f"binding to {host} exposes the UI beyond this machine: set ENERGYWATCH_WEB_TOKEN "
+                              "to an access token first (clients send it as Authorization: Bearer TOKEN or ?token=)")
+        application = create_app(settings)
+    except (EnergywatchError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"energywatch UI on http://{host}:{port}/ (store {escape(_redact(settings.store))}); Ctrl-C stops it")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
 class _nullcontext:
     def __enter__(self) -> None:
         return None

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from energywatch import __version__
@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     feeds_file: Path = Path("config/feeds.yaml")
     alerts_file: Path = Field(
         default=Path("config/alerts.yaml"), description="alert rules and channels; no file, no alerts"
+    )
+    web_token: SecretStr | None = Field(
+        default=None, description="access token the web UI requires (mandatory when it binds beyond loopback)"
     )
     profile_file: Path | None = Field(
         default=None, description="a concept profile (YAML) replacing the packaged one"
@@ -59,6 +62,12 @@ class Settings(BaseSettings):
         ),
         description="languages the detector may answer (ISO 639-1)",
     )
+
+    @field_validator("web_token", mode="before")
+    @classmethod
+    def _empty_token(cls, value: object) -> object:
+        # ENERGYWATCH_WEB_TOKEN= (empty) means no token, not a token that anyone can guess
+        return None if value in ("", None) else value
 
     @field_validator("store")
     @classmethod

@@ -196,6 +196,14 @@ class SearchResult(_Frozen):
     facets: dict[str, tuple[FacetValue, ...]] = {}
 
 
+class TimelinePoint(_Frozen):
+    """Stories published on one day with one label."""
+
+    day: str
+    label: str
+    stories: int
+
+
 class StoreStats(_Frozen):
     """Counts a user wants at a glance."""
 

@@ -167,3 +167,12 @@ def test_alert_outbox_exactly_once_and_due(backend: Store) -> None:
     assert backend.last_sent_at("r", "other") is None
     assert [a.id for a in backend.due_alerts(T0 + timedelta(hours=1))] == ["a2"]
     assert {a.id for a in backend.alert_history(10)} == {"a1", "a2"}
+
+
+def test_timeline_counts_stories_per_day_and_label(backend: Store) -> None:
+    fill(backend)
+    points = {(p.day, p.label): p.stories for p in backend.timeline(SearchQuery())}
+    assert points == {("2026-11-01", "core"): 1, ("2026-11-02", "core"): 1, ("2026-11-03", "related"): 1,
+                      ("2026-11-04", "related"): 1}
+    assert [(p.day, p.label) for p in backend.timeline(SearchQuery(text="solar"))] == [
+        ("2026-11-03", "related"), ("2026-11-04", "related")]

@@ -7,7 +7,9 @@ from typing import Protocol, runtime_checkable
 
 from datetime import datetime
 
-from energywatch.models import Alert, Document, FeedItem, FeedState, SearchQuery, SearchResult, StoreStats
+from energywatch.models import (
+    Alert, Document, FeedItem, FeedState, SearchQuery, SearchResult, StoreStats, TimelinePoint,
+)
 
 
 @runtime_checkable
@@ -54,6 +56,9 @@ class Store(Protocol):
 
     def stats(self) -> StoreStats:
         """Counts for `energywatch stats` and the UI."""
+
+    def timeline(self, query: SearchQuery) -> list[TimelinePoint]:
+        """Stories per day and label among the documents a query matches (for the UI's chart)."""
 
     # alert outbox
     def due_alerts(self, now: datetime) -> list[Alert]:

@@ -18,7 +18,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from energywatch.errors import StoreError, StoreUnavailable
 from energywatch.models import (
-    Alert, Document, FacetValue, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
+    Alert, Document, FacetValue, TimelinePoint, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
 )
 from energywatch.snippets import Snippet
 from energywatch.store.es_mapping import (
@@ -280,6 +280,21 @@ class ElasticsearchStore:
         except (ApiError, TransportError) as exc:
             raise _wrap(f"search for {query.text!r}", exc) from exc
         return parse_response(response, query)
+
+    def timeline(self, query: SearchQuery) -> list[TimelinePoint]:
+        """Stories per day and label among the documents a query matches."""
+        body = search_body(query.model_copy(update={"facets": False, "group_stories": False}))
+        if body is None:
+            return []
+        aggs = {"days": {"date_histogram": {"field": "published_at", "calendar_interval": "day", "min_doc_count": 1},
+                         "aggs": {"labels": {"terms": {"field": "relevance.label", "size": 3},
+                                             "aggs": {"stories": {"cardinality": {"field": "story_id"}}}}}}}
+        try:
+            response = self.client.search(index=self.alias, query=body["query"], size=0, aggs=aggs)
+        except (ApiError, TransportError) as exc:
+            raise _wrap("timeline", exc) from exc
+        return [TimelinePoint(day=day["key_as_string"][:10], label=label["key"], stories=int(label["stories"]["value"]))
+                for day in response["aggregations"]["days"]["buckets"] for label in day["labels"]["buckets"]]
 
     def stats(self) -> StoreStats:
         """Counts for `energywatch stats` and the UI."""

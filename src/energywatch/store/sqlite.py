@@ -12,7 +12,7 @@ from pathlib import Path
 from energywatch.analysis import analyze, candidate_languages, stem_tokens, unique
 from energywatch.errors import StoreError
 from energywatch.models import (
-    Alert, Document, FacetValue, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
+    Alert, Document, FacetValue, TimelinePoint, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
 )
 from energywatch.snippets import make_snippet
 from energywatch.store.query import ParsedQuery, parse_query
@@ -325,6 +325,26 @@ class SQLiteStore:
             hits.append(SearchHit(document=doc, score=round(-float(rank), 4), snippet=snippet.text,
                                   highlights=snippet.highlights, copies=int(copies)))
         return SearchResult(total=int(total), hits=tuple(hits), facets=facets)
+
+    def timeline(self, query: SearchQuery) -> list[TimelinePoint]:
+        """Stories per day and label among the documents a query matches."""
+        parsed = parse_query(query.text)
+        match = fts_expression(parsed, query.languages)
+        where, params = _filters(query)
+        if match:
+            base = "FROM doc_fts JOIN documents d ON d.rowid = doc_fts.rowid WHERE doc_fts MATCH ?"
+            params = [match, *params]
+        elif not parsed.empty or parsed.excluded:
+            return []
+        else:
+            base = "FROM documents d WHERE 1"
+        sql = (f"SELECT substr(d.published_at, 1, 10) AS day, d.label, COUNT(DISTINCT d.story_id) {base}"
+               + "".join(f" AND {w}" for w in where) + " AND d.published_at IS NOT NULL GROUP BY day, d.label ORDER BY day")
+        try:
+            rows = self._db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"timeline failed for {query.text!r}: {exc}") from exc
+        return [TimelinePoint(day=day, label=label, stories=n) for day, label, n in rows]
 
     def _facets(self) -> dict[str, tuple[FacetValue, ...]]:
         facets: dict[str, tuple[FacetValue, ...]] = {}

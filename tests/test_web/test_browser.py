@@ -1,0 +1,107 @@
+"""The UI in a real headless Chromium (Debian's, driven by Playwright): search, article, RTL, XSS."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED
+from energywatch.config import Settings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="Debian's chromium is not installed (make test installs it: apt-get install chromium)"),
+    pytest.mark.skipif(not (SHARED / "seeds").exists(), reason="../shared/seeds is absent"),
+]
+
+
+@pytest.fixture(scope="module")
+def base_url(filled_store: Path) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, in a thread."""
+    import uvicorn
+
+    from energywatch.web.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(store=f"sqlite:///{filled_store}")),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    tab = context.new_page()
+    dialogs: list[str] = []
+    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    tab.dialogs = dialogs
+    yield tab
+    context.close()
+
+
+def test_search_inflected_russian_then_open_with_evidence(page, base_url: str) -> None:
+    page.goto(base_url + "/")
+    page.fill("input[name=q]", "энергетическая безопасность")
+    page.click("form.search button[type=submit]")
+    first = page.locator("ol.hits li.hit").first
+    assert "НАТО" in first.locator("a.title").inner_text()
+    assert first.locator("p.snippet mark").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+    first.locator("a.title").click()
+    page.wait_for_selector("article.document")
+    assert page.locator(".body mark.evidence").count() >= 1
+    assert "NATO" in page.locator("dl.entities").inner_text()
+
+
+def test_arabic_filter_renders_right_to_left(page, base_url: str) -> None:
+    page.goto(base_url + "/?lang=ar")
+    title = page.locator("ol.hits li.hit a.title").first
+    assert "الناتو" in title.inner_text()
+    assert title.evaluate("el => getComputedStyle(el).direction") == "rtl"
+    snippet = page.locator("ol.hits li.hit p.snippet").first
+    assert snippet.evaluate("el => getComputedStyle(el).direction") == "rtl"
+
+
+def test_hostile_title_shows_as_text_and_runs_nothing(page, base_url: str) -> None:
+    page.goto(base_url + "/?q=pipeline&all_copies=true")
+    titles = page.locator("ol.hits a.title").all_inner_texts()
+    assert "<img src=x onerror=alert(1)>" in titles
+    hostile = page.locator("ol.hits a.title", has_text="<img src=x").first
+    hostile.click()
+    page.wait_for_selector("article.document")
+    assert page.locator("h1").inner_text() == "<img src=x onerror=alert(1)>"
+    assert page.locator("img").count() == 0
+    page.wait_for_timeout(300)
+    assert page.dialogs == []
