@@ -63,7 +63,7 @@ def article_html(title: str, paragraphs: list[str], *, lang: str = "en", date: s
 
 
 @pytest.fixture(scope="session")
-def make_httpserver() -> Iterator["HTTPServer"]:
+def make_httpserver() -> Iterator[object]:
     """pytest-httpserver's server, threaded: slow handlers must not stall the next request."""
     from pytest_httpserver import HTTPServer
 

@@ -8,7 +8,8 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -33,6 +34,7 @@ app.add_typer(alerts_app, name="alerts")
 kibana_app = typer.Typer(help="Kibana saved objects: data view, saved searches, dashboard.", no_args_is_help=True)
 app.add_typer(kibana_app, name="kibana")
 
+T = TypeVar("T")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
 
@@ -43,6 +45,21 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for machines")
 
 def _settings(feeds: Path | None = None, store: str | None = None) -> Settings:
     return load_settings(feeds_file=feeds, store=store)
+
+
+def _with_store(store_url: str, action: Callable[[Any], T]) -> T:
+    """Open the store, run one action on it, close it; store and config errors end the command clearly."""
+    from energywatch.store import open_store
+
+    try:
+        backend = open_store(store_url)
+        try:
+            return action(backend)
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail exits
 
 
 def _fail(exc: Exception) -> None:
@@ -172,7 +189,6 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search stored documents (stemmed per language: an inflected form finds the others)."""
-    from energywatch.store import open_store
 
     if sort not in {"relevance", "date"}:
         _fail(ConfigError(f"--sort must be relevance or date, not {sort!r}"))
@@ -185,13 +201,9 @@ def search(
             infrastructure=tuple(infrastructure or ()), people=tuple(person or ()), story_id=story,
             group_stories=not all_copies and story is None, sort=sort, limit=limit,  # type: ignore[arg-type]
         )
-        backend = open_store(settings.store)
-        try:
-            result = backend.search(q)
-        finally:
-            backend.close()
     except EnergywatchError as exc:
         _fail(exc)
+    result = _with_store(settings.store, lambda backend: backend.search(q))
     if as_json:
         console.print_json(result.model_dump_json())
         return
@@ -217,16 +229,11 @@ def _print_result(result: SearchResult) -> None:
 @app.command()
 def stats(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Counts of stored documents, stories and feeds."""
-    from energywatch.store import open_store
-
     try:
-        backend = open_store(_settings(store=store).store)
-        try:
-            result = backend.stats()
-        finally:
-            backend.close()
+        settings = _settings(store=store)
     except EnergywatchError as exc:
         _fail(exc)
+    result = _with_store(settings.store, lambda backend: backend.stats())
     if as_json:
         console.print_json(result.model_dump_json())
         return
@@ -487,16 +494,11 @@ def alerts_send(rules: RulesOpt = None, store: StoreOpt = None) -> None:
 def alerts_history(limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 30, store: StoreOpt = None,
                    as_json: JsonOpt = False) -> None:
     """Recent outbox entries: pending, sent, failed attempts."""
-    from energywatch.store import open_store
-
     try:
-        backend = open_store(_settings(store=store).store)
-        try:
-            history = backend.alert_history(limit)
-        finally:
-            backend.close()
+        settings = _settings(store=store)
     except EnergywatchError as exc:
         _fail(exc)
+    history = _with_store(settings.store, lambda backend: backend.alert_history(limit))
     if as_json:
         console.print_json(json.dumps([json.loads(a.model_dump_json()) for a in history], ensure_ascii=False))
         return

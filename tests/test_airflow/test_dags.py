@@ -153,7 +153,7 @@ def test_alerts_dag_after_ingest(dagbag, httpserver: HTTPServer, tmp_path: Path,
     httpserver.expect_request("/hook", method="POST").respond_with_handler(hook)
     _serve(httpserver, tmp_path, monkeypatch)
     rules = tmp_path / "alerts.yaml"
-    rules.write_text(f"channels:\n  hook: {{type: webhook, url_env: ENERGYWATCH_WEBHOOK_URL}}\n"
+    rules.write_text("channels:\n  hook: {type: webhook, url_env: ENERGYWATCH_WEBHOOK_URL}\n"
                      "rules:\n  - {name: nato-core, labels: [core], organizations: [NATO], channels: [hook]}\n",
                      encoding="utf-8")
     monkeypatch.setenv("ENERGYWATCH_ALERTS_FILE", str(rules))

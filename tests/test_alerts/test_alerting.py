@@ -7,7 +7,6 @@ import hmac
 import json
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from email.policy import default as email_policy

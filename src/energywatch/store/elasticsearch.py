@@ -334,7 +334,7 @@ def client_options(url: str, environ: dict[str, str] | None = None) -> dict[str,
     env = os.environ if environ is None else environ
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise StoreError(f"cannot read an Elasticsearch host from the store URL (expected http(s)://host:9200)")
+        raise StoreError("cannot read an Elasticsearch host from the store URL (expected http(s)://host:9200)")
     options: dict[str, Any] = {"hosts": [f"{parts.scheme}://{parts.hostname}:{parts.port or 9200}"],
                                "request_timeout": 30, "retry_on_timeout": True, "max_retries": 3}
     if parts.username:
