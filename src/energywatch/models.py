@@ -145,6 +145,9 @@ class Document(_Frozen):
     duplicate_of: str | None = None
     content_hash: str | None = None
     lsh_bands: tuple[str, ...] = ()
+    # stemmed title and text terms as enrichment computed them in a worker process, so that the
+    # SQLite full-text index need not analyse the text a second time; never stored or serialised
+    index_terms: tuple[str, str] | None = Field(default=None, exclude=True, repr=False)
 
 
 SortOrder = Literal["relevance", "date"]

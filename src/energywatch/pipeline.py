@@ -96,6 +96,7 @@ def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
     return document.model_copy(update={
         "relevance": enrichment.relevance, "entities": enrichment.entities,
         "content_hash": enrichment.signature.content_hash, "lsh_bands": enrichment.signature.bands,
+        "index_terms": enrichment.index_terms,
     }), timings
 
 

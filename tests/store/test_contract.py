@@ -176,3 +176,13 @@ def test_timeline_counts_stories_per_day_and_label(backend: Store) -> None:
                       ("2026-11-04", "related"): 1}
     assert [(p.day, p.label) for p in backend.timeline(SearchQuery(text="solar"))] == [
         ("2026-11-03", "related"), ("2026-11-04", "related")]
+
+
+def test_precomputed_index_terms_match_the_stores_own_analysis() -> None:
+    from energywatch.enrich import enrich
+    from energywatch.store.sqlite import index_terms
+
+    for d in (RU, AR, EN):
+        terms = enrich(d.title, d.text, d.language).index_terms
+        assert terms == index_terms(d), d.language
+    assert "index_terms" not in RU.model_copy(update={"index_terms": ("a", "b")}).model_dump_json()

@@ -20,6 +20,7 @@ class Enrichment:
     entities: Entities
     assessment: Assessment
     signature: Signature
+    index_terms: tuple[str, str] | None = None  # (title, text) stems, when analysed in the text's own language
 
 
 def enrich(title: str, text: str, language: str | None, *, profile_path: str | None = None) -> Enrichment:
@@ -31,5 +32,8 @@ def enrich(title: str, text: str, language: str | None, *, profile_path: str | N
     hits = matcher.match([title_sentence], sentence_offset=-1) + matcher.match(sentences)
     assessment = assess(profile, title_sentence, sentences, hits)
     body = [token for sentence in sentences for token in sentence.norm]
+    terms = None
+    if analysis_lang == language:
+        terms = (" ".join(title_sentence.stems), " ".join(s for sentence in sentences for s in sentence.stems))
     return Enrichment(relevance=assessment.relevance, entities=collect_entities(hits), assessment=assessment,
-                      signature=signature_from_tokens(title_sentence.norm, body))
+                      signature=signature_from_tokens(title_sentence.norm, body), index_terms=terms)

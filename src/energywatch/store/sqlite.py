@@ -77,6 +77,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS doc_fts USING fts5(
 """
 
 
+def index_terms(doc: Document) -> tuple[str, str]:
+    """The stemmed title and text that go into the full-text index."""
+    return " ".join(analyze(doc.title, doc.language)), " ".join(analyze(doc.text, doc.language))
+
+
 def sqlite_path(url: str) -> Path:
     """The file path inside a sqlite:///relative or sqlite:////absolute URL."""
     if not url.startswith("sqlite:///"):
@@ -161,7 +166,7 @@ class SQLiteStore:
             return []
         now = utcnow()
         prepared = [(d if d.indexed_at else d.model_copy(update={"indexed_at": now})) for d in documents]
-        index_rows = [(" ".join(analyze(d.title, d.language)), " ".join(analyze(d.text, d.language))) for d in prepared]
+        index_rows = [d.index_terms or index_terms(d) for d in prepared]
         with self._lock, self._tx():
             for doc, (title_terms, body_terms) in zip(prepared, index_rows):
                 row = self._db.execute(
