@@ -175,7 +175,9 @@ class _Run:
         self.write_lock = asyncio.Lock()
         self.last_flush = time.monotonic()
         self.store_failed: set[str] = set()
-        self.page_slots = asyncio.Semaphore(settings.workers * 4)  # bounds pages held in memory
+        # pages fetched ahead of the workers: enough that a briefly busy event loop never leaves a worker
+        # idle, few enough to bound memory (a page is capped at max_page_bytes)
+        self.page_slots = asyncio.Semaphore(settings.workers * 8)
 
     def fail(self, stage: str, feed_id: str | None, url: str, reason: str, transient: bool) -> None:
         self.summary.failures.append(Failure(stage=stage, feed_id=feed_id, url=url, reason=reason, transient=transient))
