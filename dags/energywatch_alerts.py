@@ -6,21 +6,18 @@ delivers: a channel that is down delays alerts, the next run retries them.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from airflow.sdk import dag, task
-from energywatch_common import DEFAULT_ARGS, DOCUMENTS, channel_secrets, store_url
+from energywatch_common import DAG_ARGS, DEFAULT_ARGS, DOCUMENTS, channel_secrets, store_url
 
 
 @dag(
     dag_id="energywatch_alerts",
     schedule=[DOCUMENTS],
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
     default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=10)},
-    tags=["energywatch"],
     doc_md=__doc__,
+    **DAG_ARGS,
 )
 def energywatch_alerts() -> None:
     @task

@@ -10,18 +10,15 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Param, dag, task
 
-from energywatch_common import DEFAULT_ARGS, store_url
+from energywatch_common import DAG_ARGS, DEFAULT_ARGS, store_url
 
 
 @dag(
     dag_id="energywatch_backfill",
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
     default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(hours=4)},
-    tags=["energywatch"],
     doc_md=__doc__,
+    **DAG_ARGS,
     params={
         "feed_ids": Param(["all"], type="array", items={"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"},
                           minItems=1, description='feed ids from the feed list, or ["all"]'),

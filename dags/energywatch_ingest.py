@@ -7,13 +7,13 @@ function of energywatch.orchestration with feed ids or counts.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
-from energywatch_common import DEFAULT_ARGS, DOCUMENTS, store_url
+from energywatch_common import DAG_ARGS, DEFAULT_ARGS, DOCUMENTS, store_url
 
-# schedule and batch size change without editing code: environment (or an Airflow Variable via
-# AIRFLOW_VAR_*) read at parse time; a cron string or a preset such as "@hourly"
+# schedule and batch size change without editing code: environment variables of the dag-processor,
+# read at parse time (no I/O); the schedule is a cron string or a preset such as "@hourly"
 SCHEDULE = os.environ.get("ENERGYWATCH_INGEST_SCHEDULE", "*/10 * * * *")
 BATCH_SIZE = int(os.environ.get("ENERGYWATCH_FEEDS_PER_TASK", "10"))
 FETCH_POOL = os.environ.get("ENERGYWATCH_FETCH_POOL", "energywatch_fetch")
@@ -22,12 +22,9 @@ FETCH_POOL = os.environ.get("ENERGYWATCH_FETCH_POOL", "energywatch_fetch")
 @dag(
     dag_id="energywatch_ingest",
     schedule=SCHEDULE,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    tags=["energywatch"],
     doc_md=__doc__,
+    **DAG_ARGS,
     params={"due_only": Param(True, type="boolean",
                               description="poll only feeds whose interval has elapsed (false: poll every feed now)")},
 )
