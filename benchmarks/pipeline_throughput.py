@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/pipeline_throughput.py [--limit N] [--workers N]
 
 (a) ceiling: trafilatura over every page on all cores, pages already in memory, no I/O;
-(b) the full pipeline (poll → fetch → extract → language → store) against a local HTTP server
-serving the same pages under generated RSS feeds, into a fresh SQLite store.
-Prints articles per second for both, their ratio, the per-stage breakdown and peak memory (RSS of
-this process and its workers, sampled). Needs ../shared/corpus (or ENERGYWATCH_SHARED).
+(b) the full pipeline (poll → fetch → extract → language → enrich → store) against a local HTTP
+server serving the same pages under generated RSS feeds, into a fresh SQLite store.
+The pages are split into rounds and (a) and (b) alternate round by round: the speed of these
+virtual machines drifts by ±15% over minutes, and measuring all of (a) and then all of (b) put that
+drift into the ratio. Prints articles per second for both, their ratio, CPU per article, the
+per-stage breakdown and peak memory (RSS of the pipeline's process and its workers, sampled; the
+server and the ceiling run in processes of their own). Needs ../shared/corpus (or ENERGYWATCH_SHARED).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -42,21 +46,37 @@ def load_pages(limit: int | None) -> dict[str, bytes]:
     return dict(items[:limit] if limit else items)
 
 
-def _ceiling_bytes(html: bytes) -> int:
-    """trafilatura as most people call it: bytes in, its own encoding detection."""
+def _ceiling_bytes(job: tuple[bytes, bool]) -> int:
+    """trafilatura as most people call it: bytes in, its own encoding detection, default settings."""
     import trafilatura
 
+    html = job[0]
     doc = trafilatura.bare_extraction(html, with_metadata=True, fast=True, include_comments=False,
                                       include_tables=True)
     return len(doc.text or "") if doc else 0
 
 
-def _ceiling_same_call(html: bytes) -> int:
+# Real feeds date most items (781 of the 887 items in ../shared/corpus/feeds, 88%), and a dated item
+# spares the extraction htmldate's extensive search; the generated feeds date 7 items in 8, and the
+# ceiling's call gets the same date for the same page, so that it stays exactly the workers' call.
+FEED_DATE = "Mon, 02 Nov 2026 08:00:00 GMT"
+
+
+def is_dated(index: int) -> bool:
+    """Whether the page at this position (in load_pages order) has a date in its feed."""
+    return index % 8 != 7
+
+
+def _ceiling_same_call(job: tuple[bytes, bool]) -> int:
     """Exactly the extraction the pipeline's workers run (our decoding, then trafilatura)."""
+    from email.utils import parsedate_to_datetime
+
     from energywatch.extract import extract_article
     from energywatch.models import FeedItem
 
-    item = FeedItem(feed_id="b", source="b", url="http://b/", canonical_url="http://b/", doc_id="b")
+    html, dated = job
+    item = FeedItem(feed_id="b", source="b", url="http://b/", canonical_url="http://b/", doc_id="b",
+                    published_at=parsedate_to_datetime(FEED_DATE) if dated else None)
     return len(extract_article(html, url=item.url, item=item).text)
 
 
@@ -64,14 +84,60 @@ def _warm() -> None:
     import trafilatura  # noqa: F401
 
 
-def measure_ceiling(pages: dict[str, bytes], workers: int, fn=_ceiling_same_call) -> float:
-    """Seconds for extraction alone over all pages on `workers` processes (start-up excluded)."""
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pool_cpu(pool: ProcessPoolExecutor) -> float:
+    """CPU seconds used so far by a pool's worker processes."""
+    return sum(process_cpu(pid) for pid in pool._processes)  # noqa: SLF001 (a benchmark may peek)
+
+
+def _ceiling_driver(limit: int | None, workers: int, rounds: int, conn: Connection) -> None:
+    """Own process: holds the pages and a warm pool, and times extraction of one round on request."""
+    pages = [(html, is_dated(i)) for i, html in enumerate(load_pages(limit).values())]
     ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_warm) as pool:
-        list(pool.map(fn, [b"<html><body><p>warm</p></body></html>"] * workers))
-        started = time.perf_counter()
-        list(pool.map(fn, pages.values(), chunksize=4))
-        return time.perf_counter() - started
+    calls = {"same-call": _ceiling_same_call, "plain": _ceiling_bytes}
+    # a pool per call: each worker sees each page once, as the pipeline's do (trafilatura's caches would
+    # flatter a second pass over the same pages)
+    pools = {name: ProcessPoolExecutor(workers, mp_context=ctx, initializer=_warm) for name in calls}
+    for name, pool in pools.items():
+        list(pool.map(calls[name], [(b"<html><body><p>warm</p></body></html>", True)] * workers))
+    conn.send("ready")
+    while (request := conn.recv()) is not None:
+        round_no, name = request
+        pool = pools[name]
+        cpu0, started = pool_cpu(pool) + time.process_time(), time.perf_counter()
+        list(pool.map(calls[name], pages[round_no::rounds], chunksize=4))
+        conn.send((time.perf_counter() - started, pool_cpu(pool) + time.process_time() - cpu0))
+    for pool in pools.values():
+        pool.shutdown()
+
+
+class Ceiling:
+    """The extraction ceiling, measured round by round in a process of its own."""
+
+    def __init__(self, limit: int | None, workers: int, rounds: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        # not a daemon: daemonic processes may not start the pool's workers
+        self.process = ctx.Process(target=_ceiling_driver, args=(limit, workers, rounds, child))
+        self.process.start()
+        if not self._conn.poll(180) or self._conn.recv() != "ready":
+            self.process.kill()
+            raise RuntimeError("the ceiling process did not start (see its error above)")
+
+    def measure(self, round_no: int, name: str) -> tuple[float, float]:
+        """Seconds and CPU seconds to extract one round's pages with the named call."""
+        self._conn.send((round_no, name))
+        return self._conn.recv()
+
+    def close(self) -> None:
+        """Stop the process and its pool."""
+        self._conn.send(None)
+        self.process.join(timeout=30)
 
 
 class _Server(ThreadingHTTPServer):
@@ -94,36 +160,43 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _serve_forever(limit: int | None, feeds: int, ready: multiprocessing.Queue) -> None:
+def _serve_forever(limit: int | None, feeds: int, rounds: int, ready: multiprocessing.Queue) -> None:
     pages = load_pages(limit)
     server = _Server(("127.0.0.1", 0), _Handler)
-    server.routes, urls = _routes(pages, feeds, f"http://127.0.0.1:{server.server_address[1]}")
+    server.routes, urls = _routes(pages, feeds, rounds, f"http://127.0.0.1:{server.server_address[1]}")
     ready.put(urls)
     server.serve_forever()
 
 
-def serve(limit: int | None, feeds: int) -> tuple[multiprocessing.Process, list[str]]:
+def serve(limit: int | None, feeds: int, rounds: int) -> tuple[multiprocessing.Process, list[list[str]]]:
     """Start a local server in its own process (loading the pages itself), so that neither its CPU
-    time nor its memory is counted as the pipeline's."""
+    time nor its memory is counted as the pipeline's; returns it and each round's feed URLs."""
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Queue()
-    process = ctx.Process(target=_serve_forever, args=(limit, feeds, ready), daemon=True)
+    process = ctx.Process(target=_serve_forever, args=(limit, feeds, rounds, ready), daemon=True)
     process.start()
     return process, ready.get(timeout=60)
 
 
-def _routes(pages: dict[str, bytes], feeds: int, base: str) -> tuple[dict[str, tuple[bytes, str]], list[str]]:
+def _routes(pages: dict[str, bytes], feeds: int, rounds: int,
+            base: str) -> tuple[dict[str, tuple[bytes, str]], list[list[str]]]:
+    """Every page, and for each round `feeds` RSS feeds listing that round's pages (as the ceiling splits them)."""
     routes = {path: (html, "text/html") for path, html in pages.items()}
     paths = list(pages)
-    feed_urls = []
-    for n in range(feeds):
-        chunk = paths[n::feeds]
-        items = "".join(f"<item><title>{escape(p)}</title><link>{base}{escape(p)}</link><guid>{escape(p)}</guid></item>"
-                        for p in chunk)
-        routes[f"/feed{n}.xml"] = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>bench {n}</title>'
-                                   f"{items}</channel></rss>".encode(), "application/rss+xml")
-        feed_urls.append(f"{base}/feed{n}.xml")
-    return routes, feed_urls
+    dated = {path for i, path in enumerate(paths) if is_dated(i)}
+    round_urls = []
+    for r in range(rounds):
+        in_round = paths[r::rounds]
+        feed_urls = []
+        for n in range(feeds):
+            items = "".join(f"<item><title>{escape(p)}</title><link>{base}{escape(p)}</link><guid>{escape(p)}</guid>"
+                            + (f"<pubDate>{FEED_DATE}</pubDate>" if p in dated else "") + "</item>"
+                            for p in in_round[n::feeds])
+            routes[f"/r{r}/feed{n}.xml"] = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>bench {r}/{n}'
+                                            f"</title>{items}</channel></rss>".encode(), "application/rss+xml")
+            feed_urls.append(f"{base}/r{r}/feed{n}.xml")
+        round_urls.append(feed_urls)
+    return routes, round_urls
 
 
 class RssSampler:
@@ -168,32 +241,38 @@ class RssSampler:
         self._thread.join()
 
 
-def measure_pipeline(limit: int | None, workers: int, feeds: int) -> tuple[float, object, int]:
-    """Seconds for one full pipeline run over the pages (worker start-up excluded), the summary, peak RSS."""
-    from energywatch.config import Settings
-    from energywatch.models import Feed
-    from energywatch.pipeline import make_pool, run_async
-    from energywatch.store.sqlite import SQLiteStore
+class Pipeline:
+    """The full pipeline over a fresh SQLite store, with warm workers, run round by round."""
 
-    server, urls = serve(limit, feeds)
-    cpu0 = time.process_time()
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(store=f"sqlite:///{tmp}/bench.db", allow_private_addresses=True, workers=workers,
-                            per_host_concurrency=16, global_concurrency=16)
-        feed_list = [Feed(id=f"bench{n}", name=f"Bench {n}", url=url) for n, url in enumerate(urls)]
-        store = SQLiteStore(f"{tmp}/bench.db")
-        pool = make_pool(settings)
-        list(pool.map(_warm_noop, range(workers)))
-        with RssSampler(exclude={server.pid}) as sampler:
-            started = time.perf_counter()
-            summary = asyncio.run(run_async(settings, feed_list, store, pool=pool))
-            elapsed = time.perf_counter() - started
-        main_cpu = time.process_time() - cpu0
-        pool.shutdown()
-        store.close()
-    server.terminate()
-    summary.stage_seconds["main-process-cpu"] = main_cpu  # type: ignore[attr-defined]
-    return elapsed, summary, sampler.peak
+    def __init__(self, workers: int, store_path: str) -> None:
+        from energywatch.config import Settings
+        from energywatch.pipeline import make_pool
+        from energywatch.store.sqlite import SQLiteStore
+
+        self.settings = Settings(store=f"sqlite:///{store_path}", allow_private_addresses=True, workers=workers,
+                                 per_host_concurrency=16, global_concurrency=16)
+        self.store = SQLiteStore(store_path)
+        self.pool = make_pool(self.settings)
+        list(self.pool.map(_warm_noop, range(workers)))
+
+    def measure(self, round_no: int, feed_urls: list[str]) -> tuple[float, float, object]:
+        """Seconds and CPU seconds (this process and its workers) for one run over a round's feeds, and its summary."""
+        from energywatch.models import Feed
+        from energywatch.pipeline import run_async
+
+        feeds = [Feed(id=f"bench{round_no}-{n}", name=f"Bench {round_no}/{n}", url=url) for n, url in enumerate(feed_urls)]
+        main0, workers0, started = time.process_time(), pool_cpu(self.pool), time.perf_counter()
+        summary = asyncio.run(run_async(self.settings, feeds, self.store, pool=self.pool))
+        elapsed = time.perf_counter() - started
+        main_cpu, workers_cpu = time.process_time() - main0, pool_cpu(self.pool) - workers0
+        summary.stage_seconds["cpu:main-process"] = main_cpu
+        summary.stage_seconds["cpu:workers"] = workers_cpu
+        return elapsed, main_cpu + workers_cpu, summary
+
+    def close(self) -> None:
+        """Stop the workers and close the store."""
+        self.pool.shutdown()
+        self.store.close()
 
 
 def _warm_noop(_: int) -> None:
@@ -206,46 +285,80 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for the ceiling")
     parser.add_argument("--pipeline-workers", type=int, default=None,
                         help="extraction processes for the pipeline (default: ENERGYWATCH_WORKERS's default)")
-    parser.add_argument("--feeds", type=int, default=10, help="number of generated feeds")
+    parser.add_argument("--feeds", type=int, default=10, help="generated feeds per round")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds in which ceiling and pipeline alternate")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    pages = load_pages(args.limit)
-    n = len(pages)
-    ceiling_s = measure_ceiling(pages, args.workers, _ceiling_same_call)
-    plain_s = measure_ceiling(pages, args.workers, _ceiling_bytes)
-    del pages  # the pipeline reads them from the server, as it would from the web
     from energywatch.config import Settings
 
     pipeline_workers = args.pipeline_workers or Settings().workers
-    pipeline_s, summary, peak = measure_pipeline(args.limit, pipeline_workers, args.feeds)
-    stored = summary.documents_stored  # type: ignore[attr-defined]
+    server, round_urls = serve(args.limit, args.feeds, args.rounds)
+    ceiling = Ceiling(args.limit, args.workers, args.rounds)
+    totals = {"same-call": [0.0, 0.0], "plain": [0.0, 0.0], "pipeline": [0.0, 0.0]}
+    stages: dict[str, float] = {}
+    stored = failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline = Pipeline(pipeline_workers, f"{tmp}/bench.db")
+        with RssSampler(exclude={server.pid, ceiling.process.pid}) as sampler:
+            for r in range(args.rounds):
+                # alternate which goes first, so that neither always runs on a warmer or cooler machine
+                order = ("ceiling", "pipeline") if r % 2 == 0 else ("pipeline", "ceiling")
+                for what in order:
+                    if what == "ceiling":
+                        for name in ("same-call", "plain"):
+                            wall, cpu = ceiling.measure(r, name)
+                            totals[name][0] += wall
+                            totals[name][1] += cpu
+                        continue
+                    wall, cpu, summary = pipeline.measure(r, round_urls[r])
+                    totals["pipeline"][0] += wall
+                    totals["pipeline"][1] += cpu
+                    stored += summary.documents_stored
+                    failures += len(summary.failures)
+                    for stage, seconds in summary.stage_seconds.items():
+                        stages[stage] = stages.get(stage, 0.0) + seconds
+                print(f"round {r + 1}/{args.rounds}: pipeline {stored} documents so far", file=sys.stderr)
+        pipeline.close()
+    ceiling.close()
+    server.terminate()
+    n = len(load_pages(args.limit))
+    (ceiling_s, ceiling_cpu), (plain_s, plain_cpu) = totals["same-call"], totals["plain"]
+    pipeline_s, pipeline_cpu = totals["pipeline"]
     figures = {
-        "pages": n, "workers": args.workers, "pipeline_workers": pipeline_workers, "ceiling_articles_per_s": round(n / ceiling_s, 2),
+        "pages": n, "rounds": args.rounds, "workers": args.workers, "pipeline_workers": pipeline_workers,
+        "ceiling_articles_per_s": round(n / ceiling_s, 2),
         "pipeline_articles_per_s": round(stored / pipeline_s, 2), "documents_stored": stored,
         "ratio_pipeline_to_ceiling": round((stored / pipeline_s) / (n / ceiling_s), 3),
         "plain_trafilatura_articles_per_s": round(n / plain_s, 2),
         "ratio_pipeline_to_plain_trafilatura": round((stored / pipeline_s) / (n / plain_s), 3),
-        "peak_rss_mib": round(peak / 2**20, 1),
-        "stage_seconds_summed": {k: round(v, 2) for k, v in summary.stage_seconds.items()},  # type: ignore[attr-defined]
-        "failures": len(summary.failures),  # type: ignore[attr-defined]
+        "ceiling_cpu_ms_per_article": round(1000 * ceiling_cpu / n, 2),
+        "pipeline_cpu_ms_per_article": round(1000 * pipeline_cpu / max(stored, 1), 2),
+        "cpu_ratio_ceiling_to_pipeline": round((ceiling_cpu / n) / (pipeline_cpu / max(stored, 1)), 3),
+        "pipeline_core_utilisation": round(pipeline_cpu / (pipeline_s * pipeline_workers), 3),
+        "peak_rss_mib": round(sampler.peak / 2**20, 1),
+        "stage_seconds_summed": {k: round(v, 2) for k, v in stages.items()},
+        "failures": failures,
     }
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    print(f"pages: {n} (aeb + trafilatura-eval), cores: {os.cpu_count()}, ceiling processes: {args.workers}, "
-          f"pipeline workers: {pipeline_workers}")
+    print(f"pages: {n} (aeb + trafilatura-eval) in {args.rounds} alternating rounds, cores: {os.cpu_count()}, "
+          f"ceiling processes: {args.workers}, pipeline workers: {pipeline_workers}")
     print(f"(a) extraction ceiling : {figures['ceiling_articles_per_s']:8.2f} articles/s ({ceiling_s:.1f} s; "
           "the workers' own extraction call, pages in memory)")
     print(f"    plain trafilatura  : {figures['plain_trafilatura_articles_per_s']:8.2f} articles/s ({plain_s:.1f} s; "
           "bare_extraction on bytes, its own decoding)")
     print(f"(b) full pipeline      : {figures['pipeline_articles_per_s']:8.2f} articles/s ({pipeline_s:.1f} s, "
-          f"{stored} stored, {figures['failures']} failures)")
+          f"{stored} stored, {failures} failures)")
     print(f"ratio (b)/(a)          : {figures['ratio_pipeline_to_ceiling']:.3f}  (target ≥ 0.85)")
     print(f"ratio (b)/plain        : {figures['ratio_pipeline_to_plain_trafilatura']:.3f}")
-    print(f"peak memory (RSS, process + workers): {figures['peak_rss_mib']} MiB  (target < 1024)")
-    print("per-stage time, summed over concurrent tasks:")
+    print(f"CPU per article        : ceiling {figures['ceiling_cpu_ms_per_article']} ms, pipeline "
+          f"{figures['pipeline_cpu_ms_per_article']} ms; ratio {figures['cpu_ratio_ceiling_to_pipeline']:.3f} "
+          f"(pipeline kept its {pipeline_workers} cores {figures['pipeline_core_utilisation']:.0%} busy)")
+    print(f"peak memory (RSS, pipeline process + workers): {figures['peak_rss_mib']} MiB  (target < 1024)")
+    print("per-stage time summed over concurrent tasks (worker stages and cpu:* are CPU time, the rest wall-clock):")
     for stage, seconds in sorted(figures["stage_seconds_summed"].items()):
-        print(f"  {stage:10} {seconds:8.2f} s")
+        print(f"  {stage:18} {seconds:8.2f} s")
 
 
 if __name__ == "__main__":

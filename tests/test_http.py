@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import threading
 import time
 
@@ -13,7 +14,7 @@ from werkzeug import Request, Response
 
 from energywatch.config import Settings
 from energywatch.errors import BlockedAddressError, FeedGone, FetchError, TransientError
-from energywatch.http import HttpClient, is_public_address, parse_retry_after
+from energywatch.http import HttpClient, PublicOnlyResolver, is_public_address, parse_retry_after
 
 
 def get(settings: Settings, url: str, max_bytes: int = 1_000_000, **kw):
@@ -122,9 +123,47 @@ def test_private_address_guard(settings, httpserver: HTTPServer) -> None:
     guarded = settings.model_copy(update={"allow_private_addresses": False})
     with pytest.raises(BlockedAddressError, match="private"):
         get(guarded, httpserver.url_for("/secret"))
-    with pytest.raises(BlockedAddressError):
+    with pytest.raises(BlockedAddressError, match="localhost resolves to 127.0.0.1"):
         get(guarded, "http://localhost:%d/secret" % httpserver.port)
     assert get(settings, httpserver.url_for("/secret")).content == b"internal"
+
+
+def test_resolver_refuses_names_with_private_addresses() -> None:
+    # the check runs on the addresses the connection is made to, so DNS rebinding has no window
+    async def resolve() -> None:
+        await PublicOnlyResolver().resolve("localhost", 80)
+    with pytest.raises(BlockedAddressError, match="127.0.0.1"):
+        asyncio.run(resolve())
+
+
+def _raw_server(payload: bytes) -> str:
+    """A server that answers every connection with these exact bytes, then hangs up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(payload)
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/page"
+
+
+@pytest.mark.parametrize("payload", [
+    b"garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+])
+def test_invalid_http_response_is_a_clear_fetch_error(settings, payload: bytes) -> None:
+    url = _raw_server(payload)
+    with pytest.raises(FetchError, match=f"{url}: the server sent an invalid HTTP response"):
+        get(settings, url)
+
+
+def test_truncated_body_is_transient(settings) -> None:
+    url = _raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+    with pytest.raises(TransientError, match="connection failed .*ClientPayloadError"):
+        get(settings, url)
 
 
 def test_public_address_classification() -> None:

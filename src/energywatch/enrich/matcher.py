@@ -155,7 +155,11 @@ class Matcher:
             found: list[Hit] = []
             alt = sentence.alt
             for pos, (norm, stem) in enumerate(zip(sentence.norm, sentence.stems)):
-                groups = [by_stem.get(stem), by_norm.get(norm), by_prefix.get(norm[:_PREFIX_INDEX])]
+                g_stem, g_norm, g_prefix = by_stem.get(stem), by_norm.get(norm), by_prefix.get(norm[:_PREFIX_INDEX])
+                # most tokens start no pattern: leave them before building anything
+                if g_stem is None and g_norm is None and g_prefix is None and pos not in alt:
+                    continue
+                groups = [g_stem, g_norm, g_prefix]
                 if pos in alt:
                     a_norm, a_stem = alt[pos]
                     groups += [by_stem.get(a_stem), by_norm.get(a_norm), by_prefix.get(a_norm[:_PREFIX_INDEX])]
