@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import yaml
@@ -87,14 +87,25 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_format_validation("settings (ENERGYWATCH_* variables)", exc)) from exc
 
 
+class Readable(Protocol):
+    """A file to read: a Path, or a package resource."""
+
+    def read_text(self, encoding: str = ...) -> str: ...
+
+
+def read_yaml(path: Readable, what: str, *, missing_hint: str = "") -> Any:
+    """Parse a YAML configuration file; a missing or malformed one is a ConfigError naming it."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} {path} does not exist{missing_hint}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
+
+
 def load_feeds(path: Path) -> list[Feed]:
     """Load and validate a feed list; every problem is reported with the feed it belongs to."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"feed list {path} does not exist: pass --feeds FILE or set ENERGYWATCH_FEEDS_FILE") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"feed list {path} is not valid YAML: {exc}") from exc
+    raw = read_yaml(path, "feed list", missing_hint=": pass --feeds FILE or set ENERGYWATCH_FEEDS_FILE")
     entries = raw.get("feeds") if isinstance(raw, dict) else None
     if not isinstance(entries, list):
         raise ConfigError(f"feed list {path} must be a mapping with a 'feeds:' list")

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from energywatch.analysis import analyze, stem_tokens
+from energywatch.config import read_yaml
 from energywatch.errors import ConfigError
 from energywatch.models import Alert, Document
 from energywatch.store.query import parse_query
@@ -97,13 +97,7 @@ class RulesFile(_Strict):
 
 def load_rules(path: Path) -> RulesFile:
     """Read and validate a rules file; every problem names the rule and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"alert rules file {path} does not exist (set ENERGYWATCH_ALERTS_FILE)") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"alert rules file {path} is not valid YAML: {exc}") from exc
-    raw = raw or {}
+    raw = read_yaml(path, "alert rules file", missing_hint=" (set ENERGYWATCH_ALERTS_FILE)") or {}
     problems = _reference_problems(raw)
     try:
         loaded = RulesFile.model_validate(raw)

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Literal
 
 import pycountry
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from energywatch.analysis import SCRIPT_LANGUAGES, script_of
 from energywatch.enrich.matcher import Matcher, compile_term
+from energywatch.config import read_yaml
 from energywatch.errors import ConfigError
 
 Terms = dict[str, list[str]]
@@ -75,13 +75,9 @@ DEFAULT_PROFILE = files("energywatch.enrich") / "data" / "profile.yaml"
 def load_profile(path: str | None = None) -> Profile:
     """Read and validate a profile; the packaged one when path is None."""
     source = Path(path) if path else DEFAULT_PROFILE
+    raw = read_yaml(source, "concept profile")
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
         return Profile.model_validate(raw)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"concept profile {source} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"concept profile {source} is not valid YAML: {exc}") from exc
     except ValidationError as exc:
         raise ConfigError(f"concept profile {source} is invalid: {exc}") from exc
 
