@@ -105,7 +105,7 @@ def _ceiling_driver(limit: int | None, workers: int, rounds: int, conn: Connecti
     pools = {name: ProcessPoolExecutor(workers, mp_context=ctx, initializer=_warm) for name in calls}
     for name, pool in pools.items():
         list(pool.map(calls[name], [(b"<html><body><p>warm</p></body></html>", True)] * workers))
-    conn.send("ready")
+    conn.send(("ready", len(pages)))
     while (request := conn.recv()) is not None:
         round_no, name = request
         pool = pools[name]
@@ -125,9 +125,10 @@ class Ceiling:
         # not a daemon: daemonic processes may not start the pool's workers
         self.process = ctx.Process(target=_ceiling_driver, args=(limit, workers, rounds, child))
         self.process.start()
-        if not self._conn.poll(180) or self._conn.recv() != "ready":
+        if not self._conn.poll(180):
             self.process.kill()
             raise RuntimeError("the ceiling process did not start (see its error above)")
+        _, self.pages = self._conn.recv()
 
     def measure(self, round_no: int, name: str) -> tuple[float, float]:
         """Seconds and CPU seconds to extract one round's pages with the named call."""
@@ -321,7 +322,7 @@ def main() -> None:
         pipeline.close()
     ceiling.close()
     server.terminate()
-    n = len(load_pages(args.limit))
+    n = ceiling.pages
     (ceiling_s, ceiling_cpu), (plain_s, plain_cpu) = totals["same-call"], totals["plain"]
     pipeline_s, pipeline_cpu = totals["pipeline"]
     figures = {
@@ -332,6 +333,7 @@ def main() -> None:
         "plain_trafilatura_articles_per_s": round(n / plain_s, 2),
         "ratio_pipeline_to_plain_trafilatura": round((stored / pipeline_s) / (n / plain_s), 3),
         "ceiling_cpu_ms_per_article": round(1000 * ceiling_cpu / n, 2),
+        "plain_trafilatura_cpu_ms_per_article": round(1000 * plain_cpu / n, 2),
         "pipeline_cpu_ms_per_article": round(1000 * pipeline_cpu / max(stored, 1), 2),
         "cpu_ratio_ceiling_to_pipeline": round((ceiling_cpu / n) / (pipeline_cpu / max(stored, 1)), 3),
         "pipeline_core_utilisation": round(pipeline_cpu / (pipeline_s * pipeline_workers), 3),
@@ -352,7 +354,8 @@ def main() -> None:
           f"{stored} stored, {failures} failures)")
     print(f"ratio (b)/(a)          : {figures['ratio_pipeline_to_ceiling']:.3f}  (target ≥ 0.85)")
     print(f"ratio (b)/plain        : {figures['ratio_pipeline_to_plain_trafilatura']:.3f}")
-    print(f"CPU per article        : ceiling {figures['ceiling_cpu_ms_per_article']} ms, pipeline "
+    print(f"CPU per article        : ceiling {figures['ceiling_cpu_ms_per_article']} ms, plain trafilatura "
+          f"{figures['plain_trafilatura_cpu_ms_per_article']} ms, pipeline "
           f"{figures['pipeline_cpu_ms_per_article']} ms; ratio {figures['cpu_ratio_ceiling_to_pipeline']:.3f} "
           f"(pipeline kept its {pipeline_workers} cores {figures['pipeline_core_utilisation']:.0%} busy)")
     print(f"peak memory (RSS, pipeline process + workers): {figures['peak_rss_mib']} MiB  (target < 1024)")
