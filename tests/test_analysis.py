@@ -1,8 +1,10 @@
 """Normalisation, tokenising and stemming per language."""
 
 import pytest
+import Stemmer
 
-from energywatch.analysis import analyze, candidate_languages, normalize, tokenize
+from energywatch import analysis
+from energywatch.analysis import analyze, candidate_languages, normalize, stem_tokens, tokenize
 
 
 @pytest.mark.parametrize("lang,a,b", [
@@ -36,3 +38,13 @@ def test_candidate_languages_by_script() -> None:
     assert candidate_languages("газ")[0] == "ru" and "uk" in candidate_languages("газ")
     assert candidate_languages("طاقة")[0] == "ar"
     assert "en" in candidate_languages("gas") and "ru" not in candidate_languages("gas")
+
+
+def test_stem_memo_agrees_with_snowball_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    words = "pipelines attacked the pipeline attacks on grids and gas pipelines".split()
+    expected = Stemmer.Stemmer("english").stemWords(words)
+    assert stem_tokens(words, "en") == expected
+    assert stem_tokens(words, "en") == expected  # second time from the memo
+    monkeypatch.setattr(analysis, "_STEM_MEMO_LIMIT", 3)
+    stem_tokens(["refineries", "terminals", "substations", "reactors"], "en")
+    assert stem_tokens(["terminals"], "en") == ["termin"] and len(analysis._stem_memo["en"]) <= 4

@@ -1,9 +1,14 @@
 """Extraction: charset handling, date choice, the feed-summary fallback."""
 
+import gzip
 from datetime import datetime, timezone
 
+import pytest
+import trafilatura.utils
+from lxml.html import HtmlElementClassLookup
+
 from conftest import article_html, shared_path
-from energywatch.extract import decode_html, extract_article
+from energywatch.extract import _use_plain_html_elements, decode_html, extract_article
 from energywatch.models import FeedItem
 
 ITEM = FeedItem(feed_id="f", source="S", url="https://x.example/a", canonical_url="https://x.example/a",
@@ -36,3 +41,29 @@ def test_legacy_encodings_from_meta() -> None:
     cyr = '<html><head><meta charset="windows-1251"></head><body>Газ</body></html>'.encode("cp1251")
     assert "Газ" in decode_html(cyr)
     assert "Газ" in decode_html("<html><body>Газ</body></html>".encode("cp1251"), header_charset="windows-1251")
+
+
+def test_form_wrapped_page_keeps_its_text() -> None:
+    # ASP.NET pages wrap the whole document in one <form>: trafilatura demotes it to a container,
+    # which must still work with the C-level element lookup extract.py installs
+    body = "".join(f"<p>{p}</p>" for p in PARAS)
+    page = (f'<html><head><title>Grid</title></head><body><form id="aspnetForm" action="/x"><input name="q">'
+            f"<div><h1>Grid</h1>{body}</div></form></body></html>")
+    art = extract_article(page.encode(), url=ITEM.url, item=ITEM)
+    assert art.method == "page" and "substations" in art.text
+
+
+@pytest.mark.corpus
+def test_element_lookup_changes_no_extraction() -> None:
+    # extract.py swaps lxml.html's Python-level class lookup for a C one: same Articles, less CPU
+    pages = sorted(shared_path("corpus", "trafilatura-eval", "html").glob("*.html.gz"))[::12]
+    pages += sorted(shared_path("corpus", "aeb", "html").glob("*.html.gz"))[::12]
+    htmls = [gzip.decompress(p.read_bytes()) for p in pages]
+    fast = [extract_article(h, url=ITEM.url, item=ITEM) for h in htmls]
+    parser = trafilatura.utils.HTML_PARSER
+    parser.set_element_class_lookup(HtmlElementClassLookup())
+    try:
+        slow = [extract_article(h, url=ITEM.url, item=ITEM) for h in htmls]
+    finally:
+        _use_plain_html_elements()
+    assert len(htmls) > 20 and [p.name for p, a, b in zip(pages, fast, slow) if a != b] == []

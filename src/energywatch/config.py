@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     default_interval_minutes: int = Field(default=10, ge=1)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     min_text_chars: int = Field(default=200, ge=0, description="shorter page text counts as no text")
-    language_sample_chars: int = Field(default=1200, ge=200, description="characters of text the language detector reads")
+    language_sample_chars: int = Field(default=600, ge=200, description="characters of text the language detector reads")
     languages: tuple[str, ...] = Field(
         default=(
             "en", "ru", "ar", "uk", "tr", "az", "de", "fr", "es", "pl", "it", "pt", "nl", "ro", "bg",

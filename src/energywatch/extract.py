@@ -6,6 +6,9 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import trafilatura
+import trafilatura.utils
+from lxml import etree
+from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HtmlProcessingInstruction
 from trafilatura.meta import reset_caches
 from trafilatura.settings import set_date_params
 
@@ -15,6 +18,23 @@ from energywatch.textutil import collapse_ws, decode_bytes
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _CALLS_BETWEEN_RESETS = 500
 _calls = 0
+
+
+def _use_plain_html_elements() -> None:
+    """Give trafilatura's HTML parser a class lookup that runs in C.
+
+    lxml.html's default lookup is a Python method called for every element proxy lxml creates, about a
+    million per thousand pages; it exists to hand out form-control classes (InputElement…) that
+    trafilatura never uses. Every element is still an HtmlElement, so extraction is unchanged (the
+    tests compare both on corpus pages) and ~10% cheaper.
+    """
+    parser = getattr(trafilatura.utils, "HTML_PARSER", None)
+    if parser is not None:  # a future trafilatura may name it otherwise: then only the speed-up is lost
+        parser.set_element_class_lookup(etree.ElementDefaultClassLookup(
+            element=HtmlElement, comment=HtmlComment, pi=HtmlProcessingInstruction, entity=HtmlEntity))
+
+
+_use_plain_html_elements()
 
 
 def decode_html(data: bytes, header_charset: str | None = None) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,6 +27,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # hand bodies on in pieces of up to 256 kB rather than 16 kB: each piece passes through aiohttp, httpx
 # and our size check, and at 16 kB that was a fifth of the main process's CPU (the cap still applies)
 AiohttpResponseStream.CHUNK_SIZE = 256 * 1024
+
+
+@lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    # one per process: loading the CA bundle takes ~40 ms, and every run (every Airflow task) made
+    # two of them before its first request; an SSLContext may be shared by connections and threads
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
@@ -92,14 +101,14 @@ class HttpClient:
             max_redirects=settings.max_redirects,
             headers={"User-Agent": settings.user_agent},
             event_hooks={"request": [self._guard_literal]},
-            transport=AiohttpTransport(client=self._session),
+            transport=AiohttpTransport(client=self._session, verify=_ssl_context()),
         )
 
     def _session(self) -> aiohttp.ClientSession:
         # called by the transport on first use, inside the running event loop, as aiohttp requires
         resolver = None if self._settings.allow_private_addresses else PublicOnlyResolver()
         connector = aiohttp.TCPConnector(limit=self._settings.global_concurrency, resolver=resolver,
-                                         ttl_dns_cache=300, ssl=httpx.create_ssl_context())
+                                         ttl_dns_cache=300, ssl=_ssl_context())
         # cookies are httpx's job; real sites send header lines longer than aiohttp's 8 kB default
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                      max_line_size=65536, max_field_size=65536)
