@@ -47,7 +47,7 @@ def load_pages(limit: int | None) -> dict[str, bytes]:
 
 
 def _ceiling_bytes(job: tuple[bytes, bool]) -> int:
-    """trafilatura as most people call it: bytes in, its own encoding detection, default settings."""
+    """trafilatura as most people call it: bytes in, its own encoding detection, fast mode, otherwise its defaults."""
     import trafilatura
 
     html = job[0]
