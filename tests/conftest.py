@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from energywatch.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ENERGYWATCH_SHARED", REPO.parent / "shared"))
+# measured quality scores pinned as floors (extraction, relevance, language); see the file's _comment
+BASELINE = json.loads((REPO / "tests" / "quality_baseline.json").read_text(encoding="utf-8"))
 
 
 def shared_path(*parts: str) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from conftest import rss, shared_path
+from conftest import BASELINE, rss, shared_path
 from energywatch.config import Settings
 from energywatch.models import Feed, SearchQuery
 from energywatch.pipeline import run
@@ -20,7 +20,6 @@ from energywatch.store.sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
 TRAFILATURA_PUBLISHED_F1 = 0.958
-BASELINE = json.loads((Path(__file__).with_name("quality_baseline.json")).read_text(encoding="utf-8"))
 
 
 def token_f1(reference: str, extracted: str) -> float:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from conftest import shared_path
+from conftest import BASELINE, shared_path
 from energywatch.config import Settings
 from energywatch.enrich.language import detect_language
 from energywatch.evaluation import read_labelled
 
-BASELINE = json.loads((Path(__file__).resolve().parents[1] / "quality_baseline.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.corpus

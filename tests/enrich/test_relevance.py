@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import shared_path
+from conftest import BASELINE, shared_path
 from energywatch.cli import app
 from energywatch.enrich import enrich
 from energywatch.enrich.profile import load_profile
 from energywatch.errors import ConfigError
 from energywatch.evaluation import evaluate, read_labelled
 
-BASELINE = json.loads((Path(__file__).resolve().parents[1] / "quality_baseline.json").read_text(encoding="utf-8"))
 
 
 def seed(name: str) -> str:
