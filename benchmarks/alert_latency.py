@@ -5,7 +5,8 @@
 One cycle = one `energywatch run` over the feed (poll → fetch → extract → enrich → store + outbox)
 followed by one `alerts send`, as the ingest and alerts DAGs do. Everything is local: a feed and
 article server and a webhook receiver on loopback. Reported: the latency (median of the cycles, cold
-= worker processes started inside the cycle, warm = a pool already running as in a long-lived worker)
+= worker processes started inside the cycle, forked from this process's fork server, which loads the
+extraction stack once, in the first cycle; warm = a pool already running as in a long-lived worker)
 and the share of it spent waiting on I/O (wall time minus CPU time of this process and the workers).
 """
 

@@ -8,7 +8,7 @@ server serving the same pages under generated RSS feeds, into a fresh SQLite sto
 The pages are split into rounds and (a) and (b) alternate round by round: the speed of these
 virtual machines drifts by ±15% over minutes, and measuring all of (a) and then all of (b) put that
 drift into the ratio. Prints articles per second for both, their ratio, CPU per article, the
-per-stage breakdown and peak memory (RSS of the pipeline's process and its workers, sampled; the
+per-stage breakdown and peak memory (PSS of the pipeline's process, its fork server and workers, sampled; the
 server and the ceiling run in processes of their own). Needs ../shared/corpus (or ENERGYWATCH_SHARED).
 """
 
@@ -200,9 +200,11 @@ def _routes(pages: dict[str, bytes], feeds: int, rounds: int,
     return routes, round_urls
 
 
-class RssSampler:
-    """Samples the resident memory of this process and its children (the workers) every 250 ms.
+class MemorySampler:
+    """Samples the proportional set size (PSS) of this process and its descendants every 250 ms.
 
+    PSS, not RSS: the workers are forked from a fork server that has loaded trafilatura and the
+    language model, and share those pages with it; summing RSS would count them once per process.
     Walking /proc costs CPU in this very process; sampling more often than this took ~1.7 s of CPU
     from a 26 s run, CPU the pipeline under measurement then lacked.
     """
@@ -213,27 +215,27 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _tree_rss(self, pid: int) -> int:
+    def _tree_pss(self, pid: int) -> int:
         total = 0
         if pid in self._exclude:
             return 0
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1]) * 1024
             for task in Path(f"/proc/{pid}/task").iterdir():
                 for child in (task / "children").read_text().split():
-                    total += self._tree_rss(int(child))
+                    total += self._tree_pss(int(child))
         except (FileNotFoundError, ProcessLookupError):
             pass
         return total
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss(os.getpid()))
+            self.peak = max(self.peak, self._tree_pss(os.getpid()))
             time.sleep(0.25)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -300,7 +302,7 @@ def main() -> None:
     stored = failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = Pipeline(pipeline_workers, f"{tmp}/bench.db")
-        with RssSampler(exclude={server.pid, ceiling.process.pid}) as sampler:
+        with MemorySampler(exclude={server.pid, ceiling.process.pid}) as sampler:
             for r in range(args.rounds):
                 # alternate which goes first, so that neither always runs on a warmer or cooler machine
                 order = ("ceiling", "pipeline") if r % 2 == 0 else ("pipeline", "ceiling")
@@ -337,7 +339,7 @@ def main() -> None:
         "pipeline_cpu_ms_per_article": round(1000 * pipeline_cpu / max(stored, 1), 2),
         "cpu_ratio_ceiling_to_pipeline": round((ceiling_cpu / n) / (pipeline_cpu / max(stored, 1)), 3),
         "pipeline_core_utilisation": round(pipeline_cpu / (pipeline_s * pipeline_workers), 3),
-        "peak_rss_mib": round(sampler.peak / 2**20, 1),
+        "peak_pss_mib": round(sampler.peak / 2**20, 1),
         "stage_seconds_summed": {k: round(v, 2) for k, v in stages.items()},
         "failures": failures,
     }
@@ -358,7 +360,7 @@ def main() -> None:
           f"{figures['plain_trafilatura_cpu_ms_per_article']} ms, pipeline "
           f"{figures['pipeline_cpu_ms_per_article']} ms; ratio {figures['cpu_ratio_ceiling_to_pipeline']:.3f} "
           f"(pipeline kept its {pipeline_workers} cores {figures['pipeline_core_utilisation']:.0%} busy)")
-    print(f"peak memory (RSS, pipeline process + workers): {figures['peak_rss_mib']} MiB  (target < 1024)")
+    print(f"peak memory (PSS, pipeline process, fork server and workers): {figures['peak_pss_mib']} MiB  (target < 1024)")
     print("per-stage time summed over concurrent tasks (worker stages and cpu:* are CPU time, the rest wall-clock):")
     for stage, seconds in sorted(figures["stage_seconds_summed"].items()):
         print(f"  {stage:18} {seconds:8.2f} s")

@@ -15,7 +15,8 @@ from werkzeug import Request, Response
 from conftest import article_html, rss
 from energywatch.config import Settings
 from energywatch.models import Feed, SearchQuery
-from energywatch.pipeline import run
+from energywatch.enrich.language import load_model
+from energywatch.pipeline import make_pool, run
 from energywatch.store.sqlite import SQLiteStore
 
 PARAS = [
@@ -173,3 +174,19 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path, httpserve
         assert len(ids) == len(set(ids)) == n
     finally:
         check.close()
+
+
+def _model_cache() -> tuple[int, int]:
+    info = load_model.cache_info()
+    return info.misses, info.hits
+
+
+def test_workers_start_with_the_language_model_the_fork_server_loaded(settings: Settings) -> None:
+    pool = make_pool(settings.model_copy(update={"workers": 1}))
+    try:
+        # the worker inherits the cache of the fork server, whose one miss loaded the model; the worker's
+        # initializer then found it there (a worker loading it itself shows one miss and no hit)
+        misses, hits = pool.submit(_model_cache).result(timeout=120)
+    finally:
+        pool.shutdown()
+    assert misses == 1 and hits >= 1

@@ -1,0 +1,15 @@
+"""Imported once by the extraction workers' fork server, so that every worker starts with it loaded.
+
+Each worker used to import trafilatura and load the language model itself: ~1.3 s of CPU per
+worker in every run. Forked from a server that has done it once, the workers share those pages.
+"""
+
+import contextlib
+
+from energywatch import pipeline  # noqa: F401  (trafilatura, lxml, the enrichment code)
+from energywatch.enrich.language import load_model
+
+# an error here would take the fork server down with an unhelpful message; the workers' initializer
+# loads the model again when it is missing and then reports what went wrong
+with contextlib.suppress(Exception):
+    load_model()
