@@ -155,9 +155,8 @@ def _parse_in_worker(feed: Feed, content: bytes, url: str, content_type: str, ch
 
 
 def _warm_worker(languages: tuple[str, ...]) -> None:
-    # load trafilatura and the language model once per worker, not on its first page
-    import trafilatura  # noqa: F401
-
+    # trafilatura comes with this module's imports and the model from the fork server (worker_preload);
+    # what is left is the identifier for the configured languages, made here rather than on the first page
     detect_language("warm up", "a short text to load the language model", languages=languages)
 
 

@@ -10,7 +10,6 @@ from energywatch.enrich.language import detect_language
 from energywatch.evaluation import read_labelled
 
 
-
 @pytest.mark.corpus
 def test_dev_set_language_gate() -> None:
     # the pipeline reads only a sample of each text (Settings.language_sample_chars): it must not cost accuracy

@@ -16,7 +16,6 @@ from energywatch.errors import ConfigError
 from energywatch.evaluation import evaluate, read_labelled
 
 
-
 def seed(name: str) -> str:
     return shared_path("seeds", name).read_text(encoding="utf-8")
 
