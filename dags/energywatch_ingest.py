@@ -1,4 +1,4 @@
-"""Scheduled ingestion: plan due feeds → ingest batches in parallel (mapped) → record and emit the Asset.
+"""Scheduled ingestion: plan due feeds → ingest batches in parallel (mapped) → record → announce (the Asset).
 
 Top-level code stays light: no I/O and no energywatch import at parse time; every task calls a
 function of energywatch.orchestration with feed ids or counts.
@@ -43,16 +43,23 @@ def energywatch_ingest() -> None:
         return ingest_batch(feed_ids, store_url=store_url())
 
     # runs when no feed was due too (the mapped task is then skipped): the summary is still recorded
-    @task(outlets=[DOCUMENTS], retries=0, trigger_rule="none_failed")
-    def record(batches: list[dict] | None, **context) -> dict:
+    @task(retries=0, trigger_rule="none_failed")
+    def record(batches: list[dict] | None) -> dict:
         from energywatch.orchestration import combine
 
-        totals = combine(list(batches or []))
-        # the alerting DAG is scheduled on this Asset; the counts travel in the event's extra
+        return combine(list(batches or []))
+
+    # the alerting DAG is scheduled on this Asset, so it is emitted only when documents were stored:
+    # an idle run (nothing due, nothing new) skips it instead of starting an alerts run for nothing
+    @task(outlets=[DOCUMENTS], retries=0)
+    def announce(totals: dict, **context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not totals.get("documents_stored"):
+            raise AirflowSkipException("no new documents: the Asset is not updated")
         context["outlet_events"][DOCUMENTS].extra = totals
         return totals
 
-    record(ingest.expand(feed_ids=plan()))
-
+    announce(record(ingest.expand(feed_ids=plan())))
 
 energywatch_ingest()

@@ -53,13 +53,30 @@ def _connection(conn_id: str):
         return None
 
 
-def _url(conn) -> str | None:
+def webhook_url(conn) -> str | None:
+    """The URL an HTTP connection stands for, in each form users write one.
+
+    - URI (`AIRFLOW_CONN_X=https://hooks.example.org/services/T0/B0/xyz`): Airflow keeps the scheme as
+      conn_type and the path as schema;
+    - JSON or UI with the whole URL as host (`{"conn_type": "http", "host": "https://…/xyz"}`);
+    - HttpHook's own form: host, schema `https`, optional port and an `endpoint` in extra.
+    """
     if conn is None or not conn.host:
         return None
-    if conn.host.startswith(("http://", "https://")):
-        return conn.host
+    host = conn.host.strip()
+    if host.startswith(("http://", "https://")):
+        return host
+    schema = (conn.schema or "").strip()
+    extra = conn.extra_dejson if isinstance(getattr(conn, "extra_dejson", None), dict) else {}
+    if schema.lower() in {"http", "https"}:
+        protocol, path = schema.lower(), str(extra.get("endpoint") or "")
+    elif (conn.conn_type or "").lower() in {"http", "https"}:
+        protocol, path = conn.conn_type.lower(), schema
+    else:
+        protocol, path = "https", schema
     port = f":{conn.port}" if conn.port else ""
-    return f"{conn.schema or 'https'}://{conn.host}{port}"
+    path = path.lstrip("/")
+    return f"{protocol}://{host}{port}" + (f"/{path}" if path else "")
 
 
 def channel_secrets() -> dict[str, str]:
@@ -67,13 +84,13 @@ def channel_secrets() -> dict[str, str]:
     energywatch_smtp, under the environment names the rules file refers to."""
     secrets: dict[str, str] = {}
     webhook = _connection("energywatch_webhook")
-    if _url(webhook):
-        secrets["ENERGYWATCH_WEBHOOK_URL"] = _url(webhook)
+    if url := webhook_url(webhook):
+        secrets["ENERGYWATCH_WEBHOOK_URL"] = url
     if webhook is not None and webhook.password:
         secrets["ENERGYWATCH_WEBHOOK_SECRET"] = webhook.password
     slack = _connection("energywatch_slack")
-    if _url(slack):
-        secrets["ENERGYWATCH_SLACK_WEBHOOK_URL"] = _url(slack)
+    if url := webhook_url(slack):
+        secrets["ENERGYWATCH_SLACK_WEBHOOK_URL"] = url
     smtp = _connection("energywatch_smtp")
     if smtp is not None and smtp.password:
         secrets["ENERGYWATCH_SMTP_PASSWORD"] = smtp.password

@@ -11,13 +11,16 @@ KIBANA_URL = os.environ.get("ENERGYWATCH_KIBANA_URL", "http://localhost:5601").r
 
 
 class EnergywatchLinksPlugin(AirflowPlugin):
-    """Adds "energywatch search" and "Kibana dashboard" to the Airflow navigation."""
+    """Adds "energywatch search" and "Kibana dashboard" to the Airflow navigation.
+
+    No `url_route`: with one, Airflow shows the page in an iframe, which the search UI refuses
+    (`frame-ancestors 'none'`, against clickjacking); without, the link opens in a new tab.
+    """
 
     name = "energywatch_links"
     external_views = [
-        {"name": "energywatch search", "href": SEARCH_UI_URL, "destination": "nav", "category": "browse",
-         "url_route": "energywatch-search"},
+        {"name": "energywatch search", "href": SEARCH_UI_URL, "destination": "nav", "category": "browse"},
         {"name": "Kibana: energy-security overview",
          "href": f"{KIBANA_URL}/app/dashboards#/view/energywatch-overview", "destination": "nav",
-         "category": "browse", "url_route": "energywatch-kibana"},
+         "category": "browse"},
     ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from energywatch import workers
 from energywatch.alerts.rules import RulesFile, alerts_for, load_rules
 from energywatch.config import Settings
 from energywatch.enrich import enrich
@@ -319,19 +319,9 @@ def plan_feeds(feeds: Sequence[Feed], states: dict[str, FeedState], settings: Se
     return planned
 
 
-# "__main__" is multiprocessing's own default; worker_preload brings trafilatura, lxml, enrichment
-# and the language model
-WORKER_PRELOAD = ("__main__", "energywatch.worker_preload")
-
-
 def make_pool(settings: Settings) -> ProcessPoolExecutor:
     """Worker processes for parsing and extraction (forkserver: safe beside threads and an event loop)."""
-    context = multiprocessing.get_context("forkserver")
-    # the fork server loads the extraction stack once and forks every worker with it loaded; each
-    # worker used to load it itself, ~1.3 s of CPU per worker in every run (every Airflow task)
-    context.set_forkserver_preload(list(WORKER_PRELOAD))
-    return ProcessPoolExecutor(max_workers=settings.workers, mp_context=context,
-                               initializer=_warm_worker, initargs=(settings.languages,))
+    return workers.make_pool(settings.workers, initializer=_warm_worker, initargs=(settings.languages,))
 
 
 async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, due_only: bool = False,

@@ -1,0 +1,79 @@
+"""The extraction worker pool: processes forked from a preloaded fork server, whatever `__main__` is.
+
+multiprocessing's forkserver and spawn start methods re-run the parent's `__main__` in every child
+before it does any work, so that functions defined there can be unpickled. Our workers only ever
+run functions of `energywatch`, and re-running `__main__` is what broke them where users run us:
+inside an Airflow task `__main__` is the `airflow` console script, whose import raises under the task
+supervisor's environment; a Celery worker, a Jupyter kernel or a console script with side effects
+fail or misbehave the same way. So the pool's processes are started with `__main__` hidden from
+multiprocessing: children never import it, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import context as mp_context
+from multiprocessing import forkserver, popen_forkserver
+from typing import Any
+
+# imported once by the fork server: trafilatura, lxml, the enrichment code and the language model; each
+# worker used to load them itself, ~1.3 s of CPU per worker in every run (every Airflow task). No
+# "__main__" here: that is the very import that must not happen (see above)
+WORKER_PRELOAD = ("energywatch.worker_preload",)
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Show multiprocessing a `__main__` with neither a file nor a module name while a worker starts."""
+    real = sys.modules.get("__main__")
+    stand_in = types.ModuleType("__main__")
+    if real is not None:
+        # a snapshot of the real namespace, so that anything reading __main__ meanwhile still finds it
+        stand_in.__dict__.update({k: v for k, v in vars(real).items() if k not in {"__file__", "__spec__"}})
+    stand_in.__spec__ = None
+    with _MAIN_LOCK:
+        sys.modules["__main__"] = stand_in
+        try:
+            yield
+        finally:
+            if real is not None:
+                sys.modules["__main__"] = real
+
+
+class _WorkerPopen(popen_forkserver.Popen):
+    def _launch(self, process_obj: Any) -> None:
+        # start the fork server first, with the real __main__ (it reads only sys.path from it), so that
+        # __main__ is hidden just while this worker's start-up data is written and the fork server forks
+        forkserver.ensure_running()
+        with _main_hidden():
+            super()._launch(process_obj)
+
+
+class _WorkerProcess(mp_context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _WorkerPopen:
+        return _WorkerPopen(process_obj)
+
+
+class WorkerContext(mp_context.ForkServerContext):
+    """The forkserver start method, with children that never import the parent's `__main__`."""
+
+    Process = _WorkerProcess
+
+
+def make_pool(workers: int, initializer: Callable[..., object] | None = None,
+              initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:
+    """A pool of worker processes forked from a fork server that has loaded the extraction stack."""
+    context = WorkerContext()
+    # process-wide, as multiprocessing has one fork server per process; set before it starts
+    multiprocessing.set_forkserver_preload(list(WORKER_PRELOAD))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer,
+                               initargs=initargs)

@@ -1,0 +1,150 @@
+"""What the real-Airflow tests serve and check: local feeds and pages, a signing webhook receiver, the
+README's commands, and the end-to-end scenario both executors must pass."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shlex
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from test_airflow.cluster import REPO, Airflow, free_port
+from conftest import article_html, rss
+
+SECRET = "webhook-signing-secret"
+DOCUMENTS = "energywatch://documents"
+
+# one story told three times (near-duplicates on one feed), and two other stories on a second feed
+_STORY_A = ["Drones attacked the gas pipeline compressor station overnight, the operator said, and NATO "
+            "condemned the sabotage of critical energy infrastructure in the region."] * 3
+_STORY_B = ["NATO allies agreed to send naval patrols to protect undersea power cables and gas pipelines "
+            "in the Baltic Sea after a series of suspected sabotage incidents against energy infrastructure.",
+            "The alliance said the attacks on electricity interconnectors were a threat to the energy "
+            "security of its members, and that it would respond to any further hybrid attacks."]
+_STORY_C = ["Russian missiles struck the thermal power plant and substations across Ukraine, leaving millions "
+            "without electricity; NATO's secretary general called the strikes on the power grid a war crime.",
+            "Ukraine's grid operator imported emergency power from Poland and Romania as engineers worked "
+            "to repair the transformers damaged in the attack on the energy system."]
+
+
+@dataclass
+class Receiver:
+    """Webhook deliveries: body, signature check and delivery time of each."""
+
+    bodies: list[dict] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)
+    bad_signatures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(self, request: Request) -> Response:
+        body = request.get_data()
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        with self.lock:
+            if not hmac.compare_digest(request.headers.get("X-Energywatch-Signature", ""), expected):
+                self.bad_signatures += 1
+            self.bodies.append(json.loads(body))
+            self.arrived.append(time.time())
+        return Response("ok")
+
+    def stories(self) -> list[tuple[str, str]]:
+        """(rule, story) of every alert received, repeats included."""
+        with self.lock:
+            return [(b["rule"], s["story_id"]) for b in self.bodies for s in b["stories"]]
+
+
+def serve(server: HTTPServer, tmp: Path) -> tuple[Path, Path, Receiver]:
+    """Feeds, pages, webhook and alert rules for the scenario; the feed list and rules files."""
+    receiver = Receiver()
+    server.expect_request("/hook", method="POST").respond_with_handler(receiver.handle)
+    feeds = []
+    for feed_id, stories in (("af-one", [("a", _STORY_A)] * 3), ("af-two", [("b", _STORY_B), ("c", _STORY_C)])):
+        items = []
+        for i, (name, paragraphs) in enumerate(stories):
+            path = f"/{feed_id}/{i}"
+            server.expect_request(path).respond_with_data(
+                article_html(f"Attack on energy infrastructure {name}", [f"Report {feed_id} {i}."] + paragraphs),
+                content_type="text/html")
+            items.append({"title": f"Attack on energy infrastructure {name}", "link": server.url_for(path),
+                          "guid": f"{feed_id}-{i}"})
+        server.expect_request(f"/{feed_id}.rss").respond_with_data(rss(items), content_type="application/rss+xml")
+        feeds.append(f"  - id: {feed_id}\n    name: {feed_id}\n    url: {server.url_for(f'/{feed_id}.rss')}\n"
+                     "    language: en\n    country: GB\n")
+    feeds_file = tmp / "feeds.yaml"
+    feeds_file.write_text("feeds:\n" + "".join(feeds), encoding="utf-8")
+    rules = tmp / "alerts.yaml"
+    rules.write_text("channels:\n  hook: {type: webhook, url_env: ENERGYWATCH_WEBHOOK_URL, "
+                     "secret_env: ENERGYWATCH_WEBHOOK_SECRET}\n"
+                     "rules:\n  - {name: nato-core, labels: [core], organizations: [NATO], channels: [hook]}\n",
+                     encoding="utf-8")
+    return feeds_file, rules, receiver
+
+
+def readme_airflow_commands() -> tuple[dict[str, str], list[list[str]]]:
+    """The README's "Run under Airflow" block: its exported settings and its commands, as a user runs them."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Run under Airflow"):text.index("## Production")]
+    block = section[section.index("```sh\n") + 6:]
+    block = block[:block.index("```")].replace("\\\n", " ")
+    exports: dict[str, str] = {}
+    commands: list[list[str]] = []
+    for line in filter(None, (ln.strip() for ln in block.splitlines())):
+        words = shlex.split(line.replace("$PWD", str(REPO)).replace("$PATH", os.environ.get("PATH", "")),
+                            comments=True)
+        if words[0] == "export":
+            exports.update(w.split("=", 1) for w in words[1:])
+        else:
+            commands.append(words)
+    return exports, commands
+
+
+def base_env(settings: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its Airflow and energywatch settings, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ENERGYWATCH_", "_AIRFLOW"))}
+    env.update(settings)
+    return env
+
+
+def energywatch_env(home: Path, feeds: Path, rules: Path, server: HTTPServer, store: str) -> dict[str, str]:
+    """The settings the DAGs read, with the webhook given as an Airflow connection in URI form."""
+    hook = server.url_for("/hook").replace("http://", f"http://:{SECRET}@")
+    return {"ENERGYWATCH_STORE": store, "ENERGYWATCH_FEEDS_FILE": str(feeds), "ENERGYWATCH_ALERTS_FILE": str(rules),
+            "ENERGYWATCH_ALLOW_PRIVATE_ADDRESSES": "true", "ENERGYWATCH_WORKERS": "2",
+            "AIRFLOW_CONN_ENERGYWATCH_WEBHOOK": hook, "ENERGYWATCH_DEFAULT_INTERVAL_MINUTES": "10"}
+
+
+def store_documents(db: Path) -> int:
+    """Documents in the SQLite store, read without opening it for writing."""
+    if not db.exists():
+        return 0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def wait_for(predicate, timeout: float, what: str, airflow: Airflow) -> float:
+    """Poll until the predicate holds; the time it held at."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.time()
+        time.sleep(0.25)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f} s\n{airflow.logs()}")
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports."""
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return sorted(ports)
