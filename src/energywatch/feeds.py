@@ -18,6 +18,7 @@ from lxml import etree
 from energywatch.errors import FeedGone, FeedParseError, FetchError, TransientError
 from energywatch.http import HttpClient, HttpResponse
 from energywatch.models import Feed, FeedItem, FeedState
+from energywatch.schedule import initial_state, is_due, replace_state
 from energywatch.textutil import collapse_ws, decode_bytes, html_to_text
 from energywatch.urls import canonical_url, document_id
 
@@ -59,23 +60,6 @@ class PollResult:
     format: str | None = None
     last_modified: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def initial_state(feed: Feed) -> FeedState:
-    """A blank state for a feed never polled."""
-    return FeedState(feed_id=feed.id, url=feed.url)
-
-
-def is_due(feed: Feed, state: FeedState, now: datetime, default_interval_minutes: int) -> bool:
-    """Whether a feed should be polled now: enabled, not deferred, its interval elapsed."""
-    if not feed.enabled or state.disabled:
-        return False
-    if state.retry_after_until and now < state.retry_after_until:
-        return False
-    if state.last_polled_at is None:
-        return True
-    interval = timedelta(minutes=feed.interval_minutes or default_interval_minutes)
-    return now - state.last_polled_at >= interval
 
 
 def _utf8_xml(content: bytes, header_charset: str | None) -> bytes:
@@ -317,11 +301,6 @@ async def _parse(parse: Any, feed: Feed, response: HttpResponse) -> ParsedFeed:
     if parse is None:
         return parse_feed(*args, **kwargs)
     return await parse(*args, **kwargs)
-
-
-def replace_state(state: FeedState, **changes: Any) -> FeedState:
-    """A copy of a feed state with some fields changed (validated)."""
-    return FeedState.model_validate({**state.model_dump(), **changes})
 
 
 __all__ = ["ParsedFeed", "PollResult", "discover_feed_links", "fetch_feed", "initial_state", "is_due",

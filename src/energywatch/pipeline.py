@@ -16,12 +16,11 @@ from energywatch.alerts.rules import RulesFile, alerts_for, load_rules
 from energywatch.config import Settings
 from energywatch.enrich import enrich
 from energywatch.enrich.dedup import group, shares_band
-from energywatch.enrich.language import detect_language
 from energywatch.errors import FetchError, TransientError
-from energywatch.extract import article_from_feed, extract_article
-from energywatch.feeds import ParsedFeed, PollResult, initial_state, is_due, parse_feed, poll_feed, replace_state
+from energywatch.feeds import ParsedFeed, PollResult, parse_feed, poll_feed, replace_state
 from energywatch.http import HttpClient
 from energywatch.models import Article, Document, Failure, Feed, FeedItem, FeedState, RunSummary, utcnow
+from energywatch.schedule import plan_feeds
 from energywatch.store.base import Store
 from energywatch.urls import domain_of
 
@@ -78,6 +77,12 @@ def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
     """Extract and enrich one page (runs in a worker process); returns the document and stage CPU times."""
     # CPU time, not wall-clock: a worker waiting for a core is not extracting, and the sums then
     # show where the machine's CPU went
+    # imported here, not with this module: the process that runs the pipeline never extracts (its
+    # workers do, and their fork server has loaded trafilatura and the language model already), and
+    # importing them cost every ingest task ~0.15 s of CPU for nothing
+    from energywatch.enrich.language import detect_language
+    from energywatch.extract import article_from_feed, extract_article
+
     timings: dict[str, float] = {}
     t0 = time.process_time()
     item = job.item
@@ -155,6 +160,8 @@ def _parse_in_worker(feed: Feed, content: bytes, url: str, content_type: str, ch
 
 
 def _warm_worker(languages: tuple[str, ...]) -> None:
+    from energywatch.enrich.language import detect_language
+
     # trafilatura comes with this module's imports and the model from the fork server (worker_preload);
     # what is left is the identifier for the configured languages, made here rather than on the first page
     detect_language("warm up", "a short text to load the language model", languages=languages)
@@ -300,23 +307,6 @@ class _Run:
                               "the next run retries it", True)
             self.summary.documents_stored += len(stored)
             self.summary.documents_from_summary += sum(1 for d in batch if d.extraction.value == "feed-summary")
-
-
-def plan_feeds(feeds: Sequence[Feed], states: dict[str, FeedState], settings: Settings, *,
-               due_only: bool, now: datetime) -> list[tuple[Feed, FeedState]]:
-    """The feeds this run polls: enabled ones, and with due_only only those whose interval elapsed."""
-    planned = []
-    for feed in feeds:
-        state = states.get(feed.id) or initial_state(feed)
-        if state.url != feed.url:
-            # the configured URL changed: forget validators and discovery made for the old one
-            state = initial_state(feed)
-        if not feed.enabled:
-            continue
-        if due_only and not is_due(feed, state, now, settings.default_interval_minutes):
-            continue
-        planned.append((feed, state))
-    return planned
 
 
 def make_pool(settings: Settings) -> ProcessPoolExecutor:

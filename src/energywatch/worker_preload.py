@@ -6,10 +6,12 @@ worker in every run. Forked from a server that has done it once, the workers sha
 
 import contextlib
 
-from energywatch import pipeline  # noqa: F401  (trafilatura, lxml, the enrichment code)
+from energywatch import extract, pipeline  # noqa: F401  (trafilatura, lxml, the enrichment code)
+from energywatch.enrich.dedup import permutations
 from energywatch.enrich.language import load_model
 
 # an error here would take the fork server down with an unhelpful message; the workers' initializer
 # loads the model again when it is missing and then reports what went wrong
 with contextlib.suppress(Exception):
     load_model()
+    permutations()  # numpy and the MinHash permutations, which every worker signs documents with

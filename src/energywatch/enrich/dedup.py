@@ -12,10 +12,14 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from datasketch import MinHash
+from functools import cache
+from typing import TYPE_CHECKING
 
 from energywatch.analysis import normalize, tokenize
 from energywatch.models import Document
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NUM_PERM = 128
 BANDS, ROWS = 32, 4            # 32 × 4 = 128; pairs above ~0.42 Jaccard usually share a band
@@ -33,25 +37,29 @@ class Signature:
     bands: tuple[str, ...]
 
 
-# the scheme is pinned: stored band keys must not change meaning when datasketch changes its default
-_SCHEME = "affine32"
-_PERMUTATIONS = MinHash(num_perm=NUM_PERM, seed=_SEED, scheme=_SCHEME).permutations  # drawn once
+@cache
+def permutations() -> np.ndarray:
+    """datasketch 2.0's "affine32" permutations, which the stored band keys were made with (minhash.py)."""
+    from energywatch.enrich import minhash as mh
+
+    return mh.permutations(NUM_PERM, _SEED)
 
 
 def _tokens(title: str, text: str) -> list[str]:
     return tokenize(normalize(f"{title}\n{text}"))
 
 
-def _minhash(tokens: list[str]) -> MinHash:
+def _minhash(tokens: list[str]) -> np.ndarray:
+    # numpy (and OpenBLAS's threads, ~0.1 s of CPU) only where signatures are made or compared: the
+    # process that stores documents imports this module but seldom compares
+    from energywatch.enrich import minhash as mh
+
     if len(tokens) >= SHINGLE:  # map/zip rather than a comprehension: a third less time per article
         shingles = set(map(" ".join, zip(*(tokens[i:] for i in range(SHINGLE)))))
     else:
         shingles = {" ".join(tokens)}
     # crc32: stable across processes (band keys are stored) and much cheaper than the default sha1
-    sketch = MinHash(num_perm=NUM_PERM, seed=_SEED, hashfunc=zlib.crc32, permutations=_PERMUTATIONS,
-                     scheme=_SCHEME)
-    sketch.update_batch(list(map(str.encode, shingles)))
-    return sketch
+    return mh.minhash(map(str.encode, shingles), permutations(), zlib.crc32)
 
 
 def signature(title: str, text: str) -> Signature:
@@ -66,7 +74,7 @@ def signature_from_tokens(title_tokens: list[str], body: list[str]) -> Signature
     content_hash = hashlib.blake2b(" ".join(body or tokens).encode("utf-8"), digest_size=16).hexdigest()
     if len(tokens) < MIN_TOKENS:
         return Signature(content_hash, ())
-    values = _minhash(tokens).hashvalues
+    values = _minhash(tokens)
     bands = []
     for band in range(BANDS):
         chunk = values[band * ROWS:(band + 1) * ROWS].tobytes()
@@ -76,7 +84,9 @@ def signature_from_tokens(title_tokens: list[str], body: list[str]) -> Signature
 
 def similarity(a: Document, b: Document) -> float:
     """Estimated Jaccard similarity of two documents' shingle sets."""
-    return _minhash(_tokens(a.title, a.text)).jaccard(_minhash(_tokens(b.title, b.text)))
+    from energywatch.enrich.minhash import jaccard
+
+    return jaccard(_minhash(_tokens(a.title, a.text)), _minhash(_tokens(b.title, b.text)))
 
 
 @dataclass(frozen=True)
