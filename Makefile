@@ -25,11 +25,14 @@ run: $(VENV)/.installed
 	$(BIN)/energywatch run --feeds config/feeds.yaml --store sqlite:///var/energywatch.db
 
 # Debian packages the tests use: docker-compose (v1.29) validates docker/docker-compose.yml (`config`
-# needs no engine); chromium runs the browser tests (Playwright drives it; it never downloads a browser).
+# needs no engine); chromium runs the browser tests (Playwright drives it; it never downloads a browser);
+# PostgreSQL and Redis serve the CeleryExecutor test (started by the test itself on free ports).
 system-test-deps:
 	@missing=""; \
 	{ command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1; } || missing="$$missing docker-compose"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  { command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null 2>&1; } || \
 	  echo "note: could not install$$missing; the tests that need them will be skipped"; \

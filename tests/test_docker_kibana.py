@@ -103,3 +103,32 @@ def test_kibana_setup_reports_errors(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/api/saved_objects/_import").respond_with_data("no", status=401)
     denied = CliRunner().invoke(app, ["kibana", "setup", "--kibana-url", httpserver.url_for("/")])
     assert denied.exit_code == 2 and "credentials" in denied.output
+
+
+def test_airflow_services_share_what_tasks_need() -> None:
+    import yaml
+
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither `docker compose` nor Debian's docker-compose is installed (make test installs it)")
+    rendered = subprocess.run([*command, "-f", str(REPO / "docker" / "docker-compose.yml"),
+                               "--env-file", str(REPO / "docker" / ".env.example"), "config"],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+    services = yaml.safe_load(rendered)["services"]
+    airflow = {name: s for name, s in services.items() if name.startswith("airflow-")}
+    assert {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"} <= set(airflow)
+    envs = {name: s["environment"] for name, s in airflow.items()}
+    # one JWT secret for all: a scheduler with its own fails every task with "Invalid auth token"
+    assert len({e["AIRFLOW__API_AUTH__JWT_SECRET"] for e in envs.values()}) == 1
+    assert all(e["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+               for e in envs.values())
+    # the alerts file is mounted with the feed list, and exists in the repository
+    for env in envs.values():
+        assert env["ENERGYWATCH_ALERTS_FILE"] == "/opt/energywatch/config/alerts.yaml"
+        assert env["AIRFLOW_CONN_ENERGYWATCH_WEBHOOK"].startswith("https://")
+    assert (REPO / "config" / "alerts.yaml").is_file()
+    # health checks that can pass: the scheduler's health server is enabled where it is asked
+    scheduler = airflow["airflow-scheduler"]
+    assert envs["airflow-scheduler"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
+    assert "8974/health" in " ".join(scheduler["healthcheck"]["test"])
+    assert "/api/v2/monitor/health" in " ".join(airflow["airflow-apiserver"]["healthcheck"]["test"])

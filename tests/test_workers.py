@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.queues
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from conftest import REPO, rss
+from energywatch.config import Settings, load_feeds
+from energywatch.pipeline import run
+from energywatch.store.sqlite import SQLiteStore
 from test_pipeline import serve_articles
 
 # The parent process's __main__, in each form users run us under. Each refuses to be imported again,
@@ -70,3 +75,37 @@ def test_pipeline_runs_where_main_cannot_be_imported_again(form: str, httpserver
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"stored": 4, "failures": []}, done.stderr[-3000:]
     assert "must never be imported again" not in done.stderr
+
+
+def _run_in_daemon(feeds: str, db: str, results: multiprocessing.queues.Queue) -> None:
+    settings = Settings(store=f"sqlite:///{db}", allow_private_addresses=True, workers=2)
+    store = SQLiteStore(db)
+    try:
+        summary = run(settings, load_feeds(Path(feeds)), store)
+        results.put((summary.documents_stored, [f.reason for f in summary.failures]))
+    except BaseException as exc:  # the test reads what went wrong
+        results.put((-1, [f"{type(exc).__name__}: {exc}"]))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["multiprocessing", "billiard"])
+def test_pipeline_runs_inside_a_daemonic_process(kind: str, httpserver: HTTPServer, tmp_path: Path) -> None:
+    # Celery's prefork pool (billiard) marks its processes daemonic and gives them its own kind of
+    # authentication key; Airflow's task process, forked from one, inherits both, and multiprocessing
+    # then refused to start children or to pickle the key for them
+    feeds = _write_feeds(httpserver, tmp_path, prefix=f"daemonic{kind}")
+    if kind == "billiard":
+        billiard = pytest.importorskip("billiard", reason="billiard comes with Celery (the airflow-celery extra)")
+        context = billiard.get_context("spawn")
+    else:
+        context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=_run_in_daemon, args=(str(feeds), str(tmp_path / "store.db"), results),
+                            daemon=True)
+    child.start()
+    try:
+        stored, failures = results.get(timeout=180)
+    finally:
+        child.join(timeout=60)
+    assert (stored, failures) == (4, [])

@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import context as mp_context
 from multiprocessing import forkserver, popen_forkserver
+from multiprocessing import process as mp_process
 from typing import Any
 
 # imported once by the fork server: trafilatura, lxml, the enrichment code and the language model; each
@@ -27,7 +28,7 @@ from typing import Any
 # "__main__" here: that is the very import that must not happen (see above)
 WORKER_PRELOAD = ("energywatch.worker_preload",)
 
-_MAIN_LOCK = threading.Lock()
+_START_LOCK = threading.RLock()  # one worker start at a time: both hooks below change process-wide state
 
 
 @contextmanager
@@ -39,7 +40,7 @@ def _main_hidden() -> Iterator[None]:
         # a snapshot of the real namespace, so that anything reading __main__ meanwhile still finds it
         stand_in.__dict__.update({k: v for k, v in vars(real).items() if k not in {"__file__", "__spec__"}})
     stand_in.__spec__ = None
-    with _MAIN_LOCK:
+    with _START_LOCK:
         sys.modules["__main__"] = stand_in
         try:
             yield
@@ -61,6 +62,31 @@ class _WorkerProcess(mp_context.ForkServerProcess):
     @staticmethod
     def _Popen(process_obj: Any) -> _WorkerPopen:
         return _WorkerPopen(process_obj)
+
+    def start(self) -> None:
+        """Start the worker, also from a process forked from a Celery worker (Airflow's CeleryExecutor)."""
+        current = mp_process.current_process()
+        # Celery's prefork pool (billiard) leaves its own AuthenticationString in the process's config,
+        # which Airflow's task process inherits by fork; the stdlib refuses to pickle that type for a
+        # child ("Pickling an AuthenticationString object is disallowed"). Same key, stdlib type:
+        key = current._config.get("authkey")  # noqa: SLF001 (set directly: billiard's setter wraps it again)
+        if key is not None and type(key) is not mp_process.AuthenticationString:
+            current._config["authkey"] = mp_process.AuthenticationString(bytes(key))  # noqa: SLF001
+        self._config["authkey"] = current._config.get("authkey")  # noqa: SLF001
+        # The pool also marks its processes daemonic, a mark the task process inherits too, and then
+        # multiprocessing refuses every child ("daemonic processes are not allowed to have children").
+        # The mark exists so that a daemon's children are not left behind; ours end with the pool at
+        # the end of each run, and a worker whose parent dies reads end-of-file on its queue and exits.
+        config = current._config  # noqa: SLF001 (the flag has no public setter)
+        if not config.get("daemon"):
+            super().start()
+            return
+        with _START_LOCK:
+            config["daemon"] = False
+            try:
+                super().start()
+            finally:
+                config["daemon"] = True
 
 
 class WorkerContext(mp_context.ForkServerContext):

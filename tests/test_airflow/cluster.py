@@ -33,6 +33,8 @@ def port_bound(port: int) -> bool:
     """Whether anything still listens on the port, on any address."""
     for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
         with socket.socket(family) as s:
+            # as servers do: connections closed a moment ago (TIME_WAIT) must not count as bound
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((address, port))
             except OSError:

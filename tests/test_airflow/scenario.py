@@ -148,3 +148,60 @@ def free_ports(n: int) -> list[int]:
     while len(ports) < n:
         ports.add(free_port())
     return sorted(ports)
+
+
+def succeeded(airflow: Airflow, dag_id: str, run: dict) -> dict[str, str | None]:
+    final = airflow.wait_run(dag_id, run["dag_run_id"])
+    states = airflow.task_states(dag_id, run["dag_run_id"])
+    assert final["state"] == "success", (states, airflow.logs())
+    return states
+
+
+def end_to_end(airflow: Airflow, receiver: Receiver, db: Path, *, batches: int) -> dict[str, object]:
+    """The scenario both executors must pass; the figures it measured.
+
+    Unpausing creates a scheduled run, which stores every document and emits the Asset; the alerts DAG
+    sends one alert per (rule, story); a run triggered while the DAG was paused finds nothing new and
+    announces nothing; a third run finds nothing due.
+    """
+    manual = airflow.trigger("energywatch_ingest", {"due_only": False}).json()
+    assert airflow.api("PATCH", "/dags/energywatch_alerts", json={"is_paused": False}).status_code == 200
+    unpaused = time.time()
+    assert airflow.api("PATCH", "/dags/energywatch_ingest", json={"is_paused": False}).status_code == 200
+    stored_at = wait_for(lambda: store_documents(db) == 5, 300, "5 documents stored", airflow)
+    alerted_at = wait_for(lambda: len(receiver.stories()) >= 3, 300, "3 alerts delivered", airflow)
+    runs = airflow.runs("energywatch_ingest")
+    assert [r["run_type"] for r in runs] == ["scheduled", "manual"], runs
+    states = succeeded(airflow, "energywatch_ingest", runs[0])
+    mapped = {f"ingest[{i}]": "success" for i in range(batches)}
+    assert states == {"plan": "success", **mapped, "record": "success", "announce": "success"}, states
+
+    # the Asset event carries the run's counts, and started the alerts DAG
+    events = airflow.asset_events(DOCUMENTS)
+    assert len(events) == 1 and events[0]["extra"]["documents_stored"] == 5, events
+    assert events[0]["extra"]["batches"] == batches and events[0]["source_dag_id"] == "energywatch_ingest"
+    alerts_runs = airflow.runs("energywatch_alerts")
+    assert len(alerts_runs) == 1
+    assert succeeded(airflow, "energywatch_alerts", alerts_runs[0]) == {"deliver": "success"}
+    # exactly one alert per (rule, story): three stories, the first told by three pages
+    assert sorted(receiver.stories()) == sorted(set(receiver.stories())) and len(receiver.stories()) == 3
+    assert receiver.bad_signatures == 0
+    assert sorted(s["copies"] for b in receiver.bodies for s in b["stories"]) == [1, 1, 3]
+
+    # the manual run polled every feed again: nothing new, so nothing doubled, nothing announced
+    states = succeeded(airflow, "energywatch_ingest", manual)
+    assert states == {"plan": "success", **mapped, "record": "success", "announce": "skipped"}, states
+    # once more, as the schedule would (nothing due): the mapped ingest has nothing to do
+    again = airflow.trigger("energywatch_ingest").json()
+    states = succeeded(airflow, "energywatch_ingest", again)
+    assert states == {"plan": "success", "ingest": "skipped", "record": "success", "announce": "skipped"}, states
+    assert store_documents(db) == 5 and len(airflow.asset_events(DOCUMENTS)) == 1
+    assert len(airflow.runs("energywatch_alerts")) == 1 and len(receiver.stories()) == 3
+
+    tis = airflow.task_instances("energywatch_ingest", runs[0]["dag_run_id"])
+    return {
+        "unpause_to_stored_s": round(stored_at - unpaused, 1),
+        "unpause_to_webhook_s": round(alerted_at - unpaused, 1),
+        "record_task_duration_s": next(t["duration"] for t in tis if t["task_id"] == "record"),
+        "ingest_hosts": sorted(t["hostname"] for t in tis if t["task_id"] == "ingest"),
+    }

@@ -15,8 +15,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from test_airflow.cluster import Airflow, cpu_seconds, session_pids
-from test_airflow.scenario import (DOCUMENTS, base_env, energywatch_env, free_ports, readme_airflow_commands, serve,
-                      store_documents, wait_for)
+from test_airflow.scenario import (succeeded, base_env, end_to_end, energywatch_env, free_ports,
+                                   readme_airflow_commands, serve, store_documents)
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -50,13 +50,6 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Airfl
         problems = airflow.stop()
         server.stop()
     assert not problems, problems
-
-
-def _succeeded(airflow: Airflow, dag_id: str, run: dict) -> dict[str, str | None]:
-    final = airflow.wait_run(dag_id, run["dag_run_id"])
-    states = airflow.task_states(dag_id, run["dag_run_id"])
-    assert final["state"] == "success", (states, airflow.logs())
-    return states
 
 
 def _idle_cpu(airflow: Airflow, seconds: float) -> dict[str, float]:
@@ -95,51 +88,8 @@ def _idle_cpu(airflow: Airflow, seconds: float) -> dict[str, float]:
 def test_ingest_and_alerts_under_the_real_scheduler(standalone) -> None:
     airflow, server, receiver, db = standalone
     assert airflow.password()  # where the README says the generated password is
-    # a run triggered while the DAG is paused waits; unpausing adds a scheduled run for the latest slot,
-    # which runs first (README "First runs")
-    manual = airflow.trigger("energywatch_ingest", {"due_only": False}).json()
-    assert airflow.api("PATCH", "/dags/energywatch_alerts", json={"is_paused": False}).status_code == 200
-    triggered = time.time()
-    assert airflow.api("PATCH", "/dags/energywatch_ingest", json={"is_paused": False}).status_code == 200
-    stored_at = wait_for(lambda: store_documents(db) == 5, 240, "5 documents stored", airflow)
-    alerted_at = wait_for(lambda: len(receiver.stories()) >= 3, 240, "3 alerts delivered", airflow)
-    runs = airflow.runs("energywatch_ingest")
-    assert [r["run_type"] for r in runs] == ["scheduled", "manual"], runs
-    states = _succeeded(airflow, "energywatch_ingest", runs[0])
-    assert states == {"plan": "success", "ingest[0]": "success", "record": "success", "announce": "success"}, states
-
-    # the Asset event carries the run's counts, and started the alerts DAG
-    events = airflow.asset_events(DOCUMENTS)
-    assert len(events) == 1 and events[0]["extra"]["documents_stored"] == 5, events
-    assert events[0]["source_dag_id"] == "energywatch_ingest"
-    alerts_runs = airflow.runs("energywatch_alerts")
-    assert len(alerts_runs) == 1
-    assert _succeeded(airflow, "energywatch_alerts", alerts_runs[0]) == {"deliver": "success"}
-    # exactly one alert per (rule, story): three stories, the first told by three pages
-    assert sorted(receiver.stories()) == sorted(set(receiver.stories())) and len(receiver.stories()) == 3
-    assert receiver.bad_signatures == 0
-    copies = sorted(s["copies"] for b in receiver.bodies for s in b["stories"])
-    assert copies == [1, 1, 3]
-
-    # the manual run polled every feed again: nothing new, so nothing doubled, nothing announced
-    states = _succeeded(airflow, "energywatch_ingest", manual)
-    assert states == {"plan": "success", "ingest[0]": "success", "record": "success", "announce": "skipped"}, states
-    # once more, as the schedule would (nothing due): the mapped ingest has nothing to do
-    again = airflow.trigger("energywatch_ingest").json()
-    states = _succeeded(airflow, "energywatch_ingest", again)
-    assert states == {"plan": "success", "ingest": "skipped", "record": "success", "announce": "skipped"}, states
-    assert store_documents(db) == 5 and len(airflow.asset_events(DOCUMENTS)) == 1
-    assert len(airflow.runs("energywatch_alerts")) == 1 and len(receiver.stories()) == 3
-
-    # per-task overhead (start to end of `record`, which only sums counts) and idle cost of each component
-    ti = {t["task_id"]: t for t in airflow.task_instances("energywatch_ingest", manual["dag_run_id"])}
-    figures = {
-        "trigger_to_stored_s": round(stored_at - triggered, 1),
-        "trigger_to_webhook_s": round(alerted_at - triggered, 1),
-        "record_task_duration_s": ti["record"]["duration"],
-        "ingest_task_duration_s": ti["ingest"]["duration"],
-        "idle_cpu_share_of_one_core": _idle_cpu(airflow, 20),
-    }
+    figures = end_to_end(airflow, receiver, db, batches=1)
+    figures["idle_cpu_share_of_one_core"] = _idle_cpu(airflow, 20)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "airflow-localexecutor.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
     print("real scheduler figures:", json.dumps(figures))
@@ -149,7 +99,7 @@ def test_backfill_with_valid_and_invalid_params(standalone) -> None:
     airflow, server, receiver, db = standalone
     assert airflow.api("PATCH", "/dags/energywatch_backfill", json={"is_paused": False}).status_code == 200
     run = airflow.trigger("energywatch_backfill", {"feed_ids": ["af-two"], "since": "2020-01-01"}).json()
-    assert _succeeded(airflow, "energywatch_backfill", run) == {"backfill": "success"}
+    assert succeeded(airflow, "energywatch_backfill", run) == {"backfill": "success"}
     assert store_documents(db) == 5
     bad_date = airflow.trigger("energywatch_backfill", {"feed_ids": ["af-two"], "since": "last tuesday"})
     assert bad_date.status_code == 400 and "since" in bad_date.text, bad_date.text
