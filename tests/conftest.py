@@ -76,3 +76,27 @@ def make_httpserver() -> Iterator[object]:
     server.clear()
     if server.is_running():
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> Iterator[str]:
+    """A live Elasticsearch: ELASTICSEARCH_URL when set, else a node of Elastic's test distribution.
+
+    The node is started once per test session (Maven fetches the distribution; a Java 21+ runtime runs
+    it) and stopped at the end; where neither is available the tests that need it skip and say why.
+    """
+    url = os.environ.get("ELASTICSEARCH_URL")
+    if url:
+        yield url
+        return
+    import es_node
+
+    try:
+        node = es_node.start_node()
+    except es_node.Unavailable as exc:
+        pytest.skip(f"no Elasticsearch: ELASTICSEARCH_URL is not set and {exc}")
+    try:
+        yield node.url
+    finally:
+        problems = node.stop()
+    assert not problems, problems

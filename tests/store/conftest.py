@@ -1,8 +1,7 @@
-"""Backends for the contract suite: SQLite always; Elasticsearch when ELASTICSEARCH_URL is set."""
+"""Backends for the contract suite: SQLite, and a live Elasticsearch (ELASTICSEARCH_URL or a test node)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +21,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield store
         store.close()
         return
-    url = os.environ.get("ELASTICSEARCH_URL")
-    if not url:
-        pytest.skip("ELASTICSEARCH_URL is not set: the Elasticsearch contract run needs a server "
-                    "(e.g. ELASTICSEARCH_URL=http://elastic:changeme@localhost:9200)")
+    url = request.getfixturevalue("elasticsearch_url")
     from energywatch.store.elasticsearch import ElasticsearchStore
 
     store = ElasticsearchStore.from_url(url, prefix=f"ew-test-{uuid.uuid4().hex[:8]}", refresh=True)

@@ -76,8 +76,20 @@ def test_feed_state_roundtrip(backend: Store) -> None:
     assert backend.get_feed_states()["f1"].consecutive_failures == 2
 
 
+def _without_stemmer(backend: Store, language: str) -> bool:
+    """Whether this backend indexes the language with the standard analyzer (no stemming): a server
+    without Elasticsearch's analysis-common module. The fallback is then asserted instead."""
+    analyzers = getattr(backend, "analyzers", None)
+    return analyzers is not None and analyzers().get(language) == "standard"
+
+
 def test_search_russian_inflection(backend: Store) -> None:
     fill(backend)
+    if _without_stemmer(backend, "ru"):
+        # exact word forms still match, inflected ones do not, and the choice is on record
+        assert backend.search(SearchQuery(text="энергетической")).hits[0].document.id == RU.id
+        assert backend.search(SearchQuery(text="энергетическая")).hits == ()
+        return
     result = backend.search(SearchQuery(text="энергетическая"))
     assert result.hits and result.hits[0].document.id == RU.id
     assert any(RU.text[a:b].lower().startswith("энергетическ") for a, b in
@@ -86,6 +98,10 @@ def test_search_russian_inflection(backend: Store) -> None:
 
 def test_search_arabic_article_forms(backend: Store) -> None:
     fill(backend)
+    if _without_stemmer(backend, "ar"):
+        assert backend.search(SearchQuery(text="الطاقة")).hits[0].document.id == AR.id
+        assert backend.search(SearchQuery(text="طاقة")).hits == ()
+        return
     assert backend.search(SearchQuery(text="طاقة")).hits[0].document.id == AR.id
     assert backend.search(SearchQuery(text="الطاقة", languages=("ar",))).hits[0].document.id == AR.id
 

@@ -112,3 +112,24 @@ def test_client_options_from_url() -> None:
     assert keyed["hosts"] == ["http://es.example:9200"] and keyed["api_key"] == "k"
     with pytest.raises(StoreError):
         client_options("sqlite:///x.db", environ={})
+
+
+def test_language_analyzers_detected_on_the_live_server(elasticsearch_url: str) -> None:
+    """The template names only analyzers the server has; the choice is in the index's _meta."""
+    import uuid
+
+    from energywatch.store.elasticsearch import ElasticsearchStore, available_analyzers, client_from_url
+
+    client = client_from_url(elasticsearch_url)
+    detected = available_analyzers(client)
+    store = ElasticsearchStore.from_url(elasticsearch_url, prefix=f"ew-an-{uuid.uuid4().hex[:8]}", replicas=0)
+    try:
+        recorded = store.analyzers()
+        assert {k: recorded[k] for k in detected} == detected
+        assert recorded["std"] == "standard"
+        for suffix, analyzer in detected.items():  # each one recorded really analyses on this server
+            assert client.indices.analyze(analyzer=analyzer, text="energy")["tokens"]
+    finally:
+        store.drop_all()
+        store.close()
+        client.close()

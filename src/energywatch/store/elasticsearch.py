@@ -22,7 +22,8 @@ from energywatch.models import (
 )
 from energywatch.snippets import Snippet
 from energywatch.store.es_mapping import (
-    TEXT_SUFFIXES, AlertMapping, FeedStateMapping, SeenMapping, template_body, text_suffix,
+    ANALYZERS, TEXT_SUFFIXES, AlertMapping, FeedStateMapping, SeenMapping, mapping_version, template_body,
+    text_suffix,
 )
 from energywatch.store.query import ParsedQuery, parse_query
 
@@ -69,8 +70,10 @@ class ElasticsearchStore:
     def ensure_indices(self) -> None:
         """Create the template, the versioned index with its alias, and the state indices (idempotent)."""
         try:
-            self.client.indices.put_index_template(
-                name=self.alias, **template_body(f"{self.alias}-v*", **self._settings))
+            if self._template_version() != mapping_version():
+                analyzers = available_analyzers(self.client)
+                self.client.indices.put_index_template(
+                    name=self.alias, **template_body(f"{self.alias}-v*", **self._settings, analyzers=analyzers))
             if not self.client.indices.exists_alias(name=self.alias):
                 self._create(self.index, aliases={self.alias: {"is_write_index": True}})
             self._create(self.feeds_index, mappings=FeedStateMapping._doc_type.mapping.to_dict())
@@ -78,6 +81,22 @@ class ElasticsearchStore:
             self._create(self.alerts_index, mappings=AlertMapping._doc_type.mapping.to_dict())
         except (ApiError, TransportError) as exc:
             raise _wrap("index set-up", exc) from exc
+
+    def _template_version(self) -> str | None:
+        try:
+            templates = self.client.indices.get_index_template(name=self.alias)["index_templates"]
+        except NotFoundError:
+            return None
+        return (templates[0]["index_template"].get("_meta") or {}).get("mapping_version") if templates else None
+
+    def analyzers(self) -> dict[str, str]:
+        """The analyzer of each language's text fields in the live index (from its mapping's _meta)."""
+        try:
+            mappings = self.client.indices.get_mapping(index=self.alias)
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading the mapping", exc) from exc
+        meta = next(iter(mappings.values()))["mappings"].get("_meta") or {}
+        return dict(meta.get("analyzers") or {})
 
     def _create(self, index: str, **body: Any) -> None:
         try:
@@ -93,7 +112,11 @@ class ElasticsearchStore:
 
     def drop_all(self) -> None:
         """Delete every index and the template of this prefix (tests, re-installs)."""
-        self.client.indices.delete(index=f"{self.prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+        # by name: deleting by wildcard is refused under the default action.destructive_requires_name
+        names = list(self.client.indices.get(index=f"{self.prefix}-*", allow_no_indices=True,
+                                             ignore_unavailable=True, expand_wildcards="all"))
+        if names:
+            self.client.indices.delete(index=",".join(names), ignore_unavailable=True)
         try:
             self.client.indices.delete_index_template(name=self.alias)
         except NotFoundError:
@@ -236,7 +259,7 @@ class ElasticsearchStore:
         ]}}
         try:
             response = self.client.search(index=self.alerts_index, query=query, size=1000,
-                                          sort=[{"created_at": "asc"}, {"_id": "asc"}])
+                                          sort=[{"created_at": "asc"}, {"id": "asc"}])
         except (ApiError, TransportError) as exc:
             raise _wrap("reading the alert outbox", exc) from exc
         return _alerts_from(response)
@@ -321,6 +344,34 @@ class ElasticsearchStore:
             oldest_published=_ms(a["oldest"].get("value")), newest_published=_ms(a["newest"].get("value")),
             last_indexed=_ms(a["last"].get("value")),
         )
+
+
+_warned_fallback: set[str] = set()
+
+
+def available_analyzers(client: Elasticsearch) -> dict[str, str]:
+    """Field suffix → the built-in language analyzer where this server has it, `standard` where not.
+
+    Elastic's minimal distributions (the test one on Maven Central among them) ship without the
+    analysis-common module, so `russian`, `arabic`, even `english` may be missing: a template naming
+    them is refused. Asked at set-up, warned about once per process.
+    """
+    chosen: dict[str, str] = {}
+    for suffix, analyzer in ANALYZERS.items():
+        try:
+            client.indices.analyze(analyzer=analyzer, text="energy")
+            chosen[suffix] = analyzer
+        except ApiError as exc:
+            if exc.meta.status != 400:
+                raise
+            chosen[suffix] = "standard"
+    missing = sorted(s for s, a in chosen.items() if a == "standard")
+    if missing and tuple(missing) != tuple(sorted(_warned_fallback)):
+        _warned_fallback.clear()
+        _warned_fallback.update(missing)
+        log.warning("Elasticsearch has no language analyzer for %s (the analysis-common module is missing?): "
+                    "those languages are indexed with the standard analyzer, without stemming", ", ".join(missing))
+    return chosen
 
 
 def _alerts_from(response: Any) -> list[Alert]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from elasticsearch.dsl import Date, Float, InnerDoc, Keyword, MetaField, Object, Text
@@ -91,6 +95,8 @@ class FeedStateMapping(DslDocument):
 
 
 class AlertMapping(DslDocument):
+    # a sort key: Elasticsearch 8+ refuses to sort on _id (no fielddata for it by default)
+    id = Keyword()
     rule = Keyword()
     channel = Keyword()
     status = Keyword()
@@ -111,20 +117,40 @@ class SeenMapping(DslDocument):
     doc_id = Keyword()
 
 
-def document_mappings() -> dict[str, Any]:
-    """The documents mapping body."""
-    return DocumentMapping._doc_type.mapping.to_dict()
+def document_mappings(analyzers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The documents mapping body; `analyzers` (field suffix → analyzer) replaces the built-in choice."""
+    # a deep copy: to_dict() hands out dicts that the next call writes over
+    mapping = copy.deepcopy(DocumentMapping._doc_type.mapping.to_dict())
+    for suffix, analyzer in (analyzers or {}).items():
+        for field in (f"title_{suffix}", f"text_{suffix}"):
+            mapping["properties"][field]["analyzer"] = analyzer
+    return mapping
 
 
-def template_body(index_pattern: str, *, shards: int, replicas: int, refresh_interval: str) -> dict[str, Any]:
-    """Keyword arguments for indices.put_index_template for the versioned document indices."""
+def mapping_version() -> str:
+    """A digest of the mapping this code writes: an index template with another one is out of date."""
+    return hashlib.blake2b(json.dumps(document_mappings(), sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+def template_body(index_pattern: str, *, shards: int, replicas: int, refresh_interval: str,
+                  analyzers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Keyword arguments for indices.put_index_template for the versioned document indices.
+
+    `analyzers` are the language analyzers the server has (see ElasticsearchStore.ensure_indices);
+    the choice is kept in the mapping's `_meta`, where `energywatch stats` shows it.
+    """
+    chosen = {suffix: ANALYZERS.get(suffix, "standard") for suffix in TEXT_SUFFIXES}
+    chosen.update(analyzers or {})
+    mappings = document_mappings(chosen)
+    mappings["_meta"] = {"analyzers": chosen, "mapping_version": mapping_version(),
+                         "fallback": sorted(s for s, a in chosen.items() if a != ANALYZERS.get(s, "standard"))}
     return {
         "index_patterns": [index_pattern],
         "priority": 200,
         "template": {
             "settings": {"number_of_shards": shards, "number_of_replicas": replicas,
                          "refresh_interval": refresh_interval},
-            "mappings": document_mappings(),
+            "mappings": mappings,
         },
-        "_meta": {"managed_by": "energywatch"},
+        "_meta": {"managed_by": "energywatch", "mapping_version": mapping_version()},
     }
