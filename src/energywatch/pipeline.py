@@ -109,6 +109,7 @@ def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
 
 def assign_stories(store: Store, batch: Sequence[Document]) -> list[Document]:
     """Give each document its story: an exact repost or a near-duplicate joins the earlier one's story."""
+    store.prepare_lookups()  # documents stored a moment ago, here or by another worker, must be found
     placed: list[Document] = []
     for doc in batch:
         exact = next((d for d in placed if d.content_hash == doc.content_hash and d.id != doc.id), None)

@@ -202,3 +202,29 @@ def test_precomputed_index_terms_match_the_stores_own_analysis() -> None:
         terms = enrich(d.title, d.text, d.language).index_terms
         assert terms == index_terms(d), d.language
     assert "index_terms" not in RU.model_copy(update={"index_terms": ("a", "b")}).model_dump_json()
+
+
+def test_pipeline_lookups_see_every_process_writes_at_once(opener) -> None:
+    """What decides storing and sending sees writes completed a moment ago by another process."""
+    from energywatch.models import Alert
+
+    writer, reader = opener(), opener()
+    # syndicated copies written a second apart by two workers must join one story
+    first = doc(30, title="a", text="x", lang="en").model_copy(update={"content_hash": "h30", "lsh_bands": ("k1",)})
+    writer.put_documents([first])
+    reader.prepare_lookups()
+    assert [d.id for d in reader.find_by_bands(["k1"])] == [first.id]
+    assert reader.find_by_content_hash("h30").id == first.id
+    # seen items, feed state and the outbox
+    item = FeedItem(feed_id="f1", guid="g-30", url=first.url, canonical_url=first.canonical_url, doc_id=first.id,
+                    source="S", title="a")
+    assert reader.unseen([item]) == []
+    writer.save_feed_states([FeedState(feed_id="f9", url="https://x.example/f9", etag='"e"')])
+    assert reader.get_feed_states()["f9"].etag == '"e"'
+    alert = Alert(id="a30", rule="r", channel="hook", story_id=first.id, doc_id=first.id, title="t",
+                  url="https://x.example/", source="S", created_at=T0, due_at=T0)
+    second = doc(31, title="b", text="y", lang="en")
+    writer.put_documents([second], [alert])
+    assert [a.id for a in reader.due_alerts(T0 + timedelta(minutes=1))] == ["a30"]
+    # and a store object reads its own writes in searches at once
+    assert writer.search(SearchQuery(text="y")).total >= 1

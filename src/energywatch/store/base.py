@@ -45,6 +45,9 @@ class Store(Protocol):
     def iter_documents(self, batch_size: int = 500) -> Iterator[Document]:
         """Every stored document, in batches (re-scoring, re-indexing, export)."""
 
+    def prepare_lookups(self) -> None:
+        """Before a batch's story lookups: let them see every document stored so far, by any process."""
+
     def find_by_content_hash(self, content_hash: str) -> Document | None:
         """The earliest stored document with exactly this normalised text, if any."""
 

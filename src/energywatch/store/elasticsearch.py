@@ -45,7 +45,16 @@ def _wrap(action: str, exc: Exception) -> StoreError:
 
 
 class ElasticsearchStore:
-    """Store on an Elasticsearch cluster (9.x)."""
+    """Store on an Elasticsearch cluster (9.x).
+
+    Consistency: Elasticsearch's searches see a write only after a refresh (every second by default),
+    while its document GETs see it at once. The lookups that decide what the pipeline stores or sends
+    see every write completed before them, by any process: seen items and documents by id (realtime
+    GETs), feed state and the alert outbox (their small indices are refreshed first), and story
+    lookups, after `prepare_lookups()` at the start of each batch (the batch's own documents are
+    compared in memory). Everything else reads this store object's own writes (it refreshes what it
+    wrote) and other processes' writes within the refresh interval.
+    """
 
     def __init__(self, client: Elasticsearch, *, prefix: str = "energywatch", refresh: bool = False,
                  shards: int = 1, replicas: int = 1, refresh_interval: str = "1s") -> None:
@@ -56,8 +65,10 @@ class ElasticsearchStore:
         self.feeds_index = f"{prefix}-feeds"
         self.seen_index = f"{prefix}-seen"
         self.alerts_index = f"{prefix}-alerts"
-        # tests and small setups want read-your-writes; bulk ingestion does not wait for refreshes
-        self._refresh: Any = "wait_for" if refresh else False
+        # refresh=True: every write waits until it is searchable (small setups); else writes return at
+        # once and reads refresh first where they must see them (_refresh)
+        self._refresh_mode: Any = "wait_for" if refresh else False
+        self._unrefreshed: set[str] = set()
         self._settings = {"shards": shards, "replicas": replicas, "refresh_interval": refresh_interval}
         self.ensure_indices()
 
@@ -81,6 +92,27 @@ class ElasticsearchStore:
             self._create(self.alerts_index, mappings=AlertMapping._doc_type.mapping.to_dict())
         except (ApiError, TransportError) as exc:
             raise _wrap("index set-up", exc) from exc
+
+    def _refresh(self, *indices: str, everyone: bool = False) -> None:
+        """Make completed writes visible to the searches that follow (see "Consistency" in the class doc).
+
+        everyone=False: only what this store object wrote (read-your-writes, free when it wrote nothing);
+        everyone=True: every process's writes, for the lookups that decide what the pipeline stores.
+        """
+        if self._refresh_mode and not everyone:
+            return  # every write of this store object waited until it was searchable
+        todo = set(indices) if everyone else set(indices) & self._unrefreshed
+        if not todo:
+            return
+        try:
+            self.client.indices.refresh(index=",".join(sorted(todo)), ignore_unavailable=True)
+        except (ApiError, TransportError) as exc:
+            raise _wrap("refresh", exc) from exc
+        self._unrefreshed -= todo
+
+    def prepare_lookups(self) -> None:
+        """Before a batch's story lookups: make every document stored so far, by any process, visible."""
+        self._refresh(self.alias, everyone=True)
 
     def _template_version(self) -> str | None:
         try:
@@ -125,6 +157,7 @@ class ElasticsearchStore:
     # feed state --------------------------------------------------------------------------------------
     def get_feed_states(self) -> dict[str, FeedState]:
         """Every remembered feed state, by feed id."""
+        self._refresh(self.feeds_index, everyone=True)
         try:
             hits = helpers.scan(self.client, index=self.feeds_index, query={"query": {"match_all": {}}})
             states = [FeedState.model_validate(h["_source"]["state"]) for h in hits]
@@ -138,7 +171,7 @@ class ElasticsearchStore:
         actions = ({"_index": self.feeds_index, "_id": s.feed_id,
                     "_source": {"feed_id": s.feed_id, "updated_at": now, "state": s.model_dump(mode="json")}}
                    for s in states)
-        failed = self._bulk(actions)
+        failed = self._bulk(actions, index=self.feeds_index)
         if failed:
             raise StoreError(f"could not save the state of {len(failed)} feed(s): {failed[:3]}")
 
@@ -171,7 +204,8 @@ class ElasticsearchStore:
         """
         if alerts:
             created = self._bulk(({"_op_type": "create", "_index": self.alerts_index, "_id": a.id,
-                                   "_source": a.model_dump(mode="json")} for a in alerts), ignore_status=(409,))
+                                   "_source": a.model_dump(mode="json")} for a in alerts), ignore_status=(409,),
+                                 index=self.alerts_index)
             if created:
                 raise StoreError(f"could not write {len(created)} alert(s) to the outbox; the documents were not "
                                  "stored either, the next run retries them")
@@ -179,22 +213,24 @@ class ElasticsearchStore:
             return []
         now = utcnow()
         prepared = [d if d.indexed_at else d.model_copy(update={"indexed_at": now}) for d in documents]
-        failed = set(self._bulk({"_index": self.alias, "_id": d.id, "_source": to_source(d)} for d in prepared))
+        failed = set(self._bulk(({"_index": self.alias, "_id": d.id, "_source": to_source(d)} for d in prepared),
+                                index=self.alias))
         stored = [d for d in prepared if d.id not in failed]
         for doc_id in failed:
             log.warning("Elasticsearch refused document %s; it stays unseen and the next run retries it", doc_id)
         marks = ({"_index": self.seen_index, "_id": _seen_id(d.feed_id, d.guid),
                   "_source": {"feed_id": d.feed_id, "guid": d.guid, "doc_id": d.id}} for d in stored if d.guid)
-        self._bulk(marks)  # a lost mark only costs a re-check by document id next run
+        self._bulk(marks, index=self.seen_index)  # a lost mark only costs a re-check by document id next run
         return [d.id for d in stored]
 
-    def _bulk(self, actions: Any, ignore_status: tuple[int, ...] = ()) -> list[str]:
+    def _bulk(self, actions: Any, ignore_status: tuple[int, ...] = (), *, index: str) -> list[str]:
         """streaming_bulk sized by bytes, retrying 429s with back-off; returns the ids that failed."""
         failed: list[str] = []
+        self._unrefreshed.add(index)
         try:
             for ok, item in helpers.streaming_bulk(
                 self.client, actions, chunk_size=500, max_chunk_bytes=_BULK_BYTES, raise_on_error=False,
-                raise_on_exception=False, max_retries=5, initial_backoff=1, max_backoff=60, refresh=self._refresh,
+                raise_on_exception=False, max_retries=5, initial_backoff=1, max_backoff=60, refresh=self._refresh_mode,
             ):
                 result = next(iter(item.values()))
                 if not ok and result.get("status") not in ignore_status:
@@ -221,6 +257,7 @@ class ElasticsearchStore:
 
     def iter_documents(self, batch_size: int = 500) -> Iterator[Document]:
         """Every stored document (scrolling through the alias)."""
+        self._refresh(self.alias)
         try:
             for hit in helpers.scan(self.client, index=self.alias, size=batch_size,
                                     query={"query": {"match_all": {}}}):
@@ -242,6 +279,7 @@ class ElasticsearchStore:
                                     sort=[{"indexed_at": "asc"}, {"id": "asc"}])
 
     def _search_sources(self, query: dict[str, Any], *, size: int, sort: list[Any]) -> list[Document]:
+        self._refresh(self.alias)
         try:
             response = self.client.search(index=self.alias, query=query, size=size, sort=sort)
         except (ApiError, TransportError) as exc:
@@ -251,6 +289,7 @@ class ElasticsearchStore:
     # alert outbox ------------------------------------------------------------------------------------
     def due_alerts(self, now: datetime) -> list[Alert]:
         """Pending alerts whose due time and retry time have come."""
+        self._refresh(self.alerts_index, everyone=True)
         stamp = now.isoformat()
         query = {"bool": {"filter": [
             {"term": {"status": "pending"}}, {"range": {"due_at": {"lte": stamp}}},
@@ -266,13 +305,14 @@ class ElasticsearchStore:
 
     def update_alerts(self, alerts: Sequence[Alert]) -> None:
         """Replace outbox entries (status, attempts, due time)."""
-        failed = self._bulk({"_index": self.alerts_index, "_id": a.id, "_source": a.model_dump(mode="json")}
-                            for a in alerts)
+        failed = self._bulk(({"_index": self.alerts_index, "_id": a.id, "_source": a.model_dump(mode="json")}
+                             for a in alerts), index=self.alerts_index)
         if failed:
             raise StoreError(f"could not update {len(failed)} alert(s) in the outbox")
 
     def last_sent_at(self, rule: str, channel: str) -> datetime | None:
         """When a rule last sent on a channel."""
+        self._refresh(self.alerts_index, everyone=True)
         try:
             response = self.client.search(
                 index=self.alerts_index, size=0,
@@ -285,6 +325,7 @@ class ElasticsearchStore:
 
     def alert_history(self, limit: int = 50) -> list[Alert]:
         """Outbox entries, newest first."""
+        self._refresh(self.alerts_index)
         try:
             response = self.client.search(index=self.alerts_index, size=limit, sort=[{"created_at": "desc"}],
                                           query={"match_all": {}})
@@ -298,6 +339,7 @@ class ElasticsearchStore:
         body = search_body(query)
         if body is None:
             return SearchResult(total=0, hits=(), facets={})
+        self._refresh(self.alias)
         try:
             response = self.client.search(index=self.alias, **body)
         except (ApiError, TransportError) as exc:
@@ -309,6 +351,7 @@ class ElasticsearchStore:
         body = search_body(query.model_copy(update={"facets": False, "group_stories": False}))
         if body is None:
             return []
+        self._refresh(self.alias)
         aggs = {"days": {"date_histogram": {"field": "published_at", "calendar_interval": "day", "min_doc_count": 1},
                          "aggs": {"labels": {"terms": {"field": "relevance.label", "size": 3},
                                              "aggs": {"stories": {"cardinality": {"field": "story_id"}}}}}}}
@@ -329,6 +372,7 @@ class ElasticsearchStore:
             "label": {"terms": {"field": "relevance.label", "size": 10, "missing": "none"}},
             "extraction": {"terms": {"field": "extraction", "size": 10}},
         }
+        self._refresh(self.alias)
         try:
             response = self.client.search(index=self.alias, size=0, aggs=aggs, track_total_hits=True)
         except (ApiError, TransportError) as exc:

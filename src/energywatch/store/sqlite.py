@@ -252,6 +252,9 @@ class SQLiteStore:
             for _, data in rows:
                 yield Document.model_validate_json(data)
 
+    def prepare_lookups(self) -> None:
+        """Nothing to do: SQLite's reads see every committed write."""
+
     def find_by_content_hash(self, content_hash: str) -> Document | None:
         """The earliest stored document with exactly this normalised text."""
         row = self._db.execute(
