@@ -228,3 +228,16 @@ def test_pipeline_lookups_see_every_process_writes_at_once(opener) -> None:
     assert [a.id for a in reader.due_alerts(T0 + timedelta(minutes=1))] == ["a30"]
     # and a store object reads its own writes in searches at once
     assert writer.search(SearchQuery(text="y")).total >= 1
+
+
+def test_long_keyword_values_and_documents_of_no_story(backend: Store) -> None:
+    # a 40 kB GUID (feeds do such things) must not make the document unstorable
+    long_guid = "g" * 40_000
+    odd = doc(40, title="Long guid", text="pipeline report", lang="en", guid=long_guid)
+    loners = [doc(41 + i, title=f"Loner {i}", text="pipeline report", lang="en").model_copy(update={"story_id": None})
+              for i in range(2)]
+    assert sorted(backend.put_documents([odd, *loners])) == sorted(d.id for d in (odd, *loners))
+    assert backend.get_document(odd.id).guid == long_guid
+    # a document of no story is its own story: one line each, not one line for all of them
+    hits = backend.search(SearchQuery(text="pipeline report")).hits
+    assert len(hits) == 3 and all(h.copies == 1 for h in hits)

@@ -36,6 +36,7 @@ _FACETS = {"language": "language", "source": "source", "label": "relevance.label
            "countries": "entities.countries", "organizations": "entities.organizations",
            "infrastructure": "entities.infrastructure", "people": "entities.people"}
 _BULK_BYTES = 5 * 1024 * 1024
+MAX_RESULT_WINDOW = 10_000  # index.max_result_window's default: from + size beyond it is refused
 
 
 def _wrap(action: str, exc: Exception) -> StoreError:
@@ -81,12 +82,15 @@ class ElasticsearchStore:
     def ensure_indices(self) -> None:
         """Create the template, the versioned index with its alias, and the state indices (idempotent)."""
         try:
-            if self._template_version() != mapping_version():
+            outdated = self._template_version() != mapping_version()
+            if outdated:
                 analyzers = available_analyzers(self.client)
-                self.client.indices.put_index_template(
-                    name=self.alias, **template_body(f"{self.alias}-v*", **self._settings, analyzers=analyzers))
+                body = template_body(f"{self.alias}-v*", **self._settings, analyzers=analyzers)
+                self.client.indices.put_index_template(name=self.alias, **body)
             if not self.client.indices.exists_alias(name=self.alias):
                 self._create(self.index, aliases={self.alias: {"is_write_index": True}})
+            elif outdated:
+                self._migrate_mapping(body["template"]["mappings"])
             self._create(self.feeds_index, mappings=FeedStateMapping._doc_type.mapping.to_dict())
             self._create(self.seen_index, mappings=SeenMapping._doc_type.mapping.to_dict())
             self._create(self.alerts_index, mappings=AlertMapping._doc_type.mapping.to_dict())
@@ -113,6 +117,22 @@ class ElasticsearchStore:
     def prepare_lookups(self) -> None:
         """Before a batch's story lookups: make every document stored so far, by any process, visible."""
         self._refresh(self.alias, everyone=True)
+
+    def _migrate_mapping(self, mappings: dict[str, Any]) -> None:
+        """Apply an additive mapping change (new fields, ignore_above) to the live index behind the alias.
+
+        A change Elasticsearch cannot apply in place (another type or analyzer for a field) needs a new
+        index version and a reindex: the error says so, and nothing is written meanwhile.
+        """
+        try:
+            self.client.indices.put_mapping(index=self.alias, properties=mappings["properties"],
+                                            meta=mappings.get("_meta"))
+        except ApiError as exc:
+            if exc.meta.status != 400:
+                raise
+            raise StoreError(f"the mapping of {self.alias} cannot be changed in place ({exc.message}): create "
+                             f"{self.alias}-v{INDEX_VERSION + 1}, reindex into it and swap the alias (README, "
+                             f"\"Re-indexing\")") from exc
 
     def _template_version(self) -> str | None:
         try:
@@ -231,6 +251,9 @@ class ElasticsearchStore:
             for ok, item in helpers.streaming_bulk(
                 self.client, actions, chunk_size=500, max_chunk_bytes=_BULK_BYTES, raise_on_error=False,
                 raise_on_exception=False, max_retries=5, initial_backoff=1, max_backoff=60, refresh=self._refresh_mode,
+                # documents go through the alias; were it missing, Elasticsearch would create a concrete
+                # index of that name with a dynamic mapping, and the store would be stuck with it
+                **({"require_alias": True} if index == self.alias else {}),
             ):
                 result = next(iter(item.values()))
                 if not ok and result.get("status") not in ignore_status:
@@ -339,6 +362,10 @@ class ElasticsearchStore:
         body = search_body(query)
         if body is None:
             return SearchResult(total=0, hits=(), facets={})
+        if query.offset + query.limit > MAX_RESULT_WINDOW:
+            raise StoreError(f"results {query.offset + 1}–{query.offset + query.limit} are past the first "
+                             f"{MAX_RESULT_WINDOW:,} that Elasticsearch pages through: narrow the search "
+                             "(a date range, a source, a label)")
         self._refresh(self.alias)
         try:
             response = self.client.search(index=self.alias, **body)
@@ -457,6 +484,9 @@ def _ms(value: float | None) -> datetime | None:
 def to_source(doc: Document) -> dict[str, Any]:
     """A Document as the _source Elasticsearch stores: title and text under their language's fields."""
     source = doc.model_dump(mode="json", exclude={"title", "text"})
+    # a document of no story is a story of its own (as in SQLite): collapsing on a missing story_id
+    # would fold every such document into one line
+    source["story_id"] = doc.story_id or doc.id
     suffix = text_suffix(doc.language)
     source[f"title_{suffix}"] = doc.title
     source[f"text_{suffix}"] = doc.text

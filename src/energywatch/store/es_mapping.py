@@ -21,6 +21,9 @@ ANALYZERS = {
     "ro": "romanian", "ru": "russian", "sv": "swedish", "th": "thai", "tr": "turkish",
 }
 STANDARD = "std"
+# Lucene refuses a term over 32,766 bytes, and with it the whole document; longer keyword values (a
+# 40 kB GUID, a feed's run-away author list) are kept in _source and left out of the index instead
+MAX_KEYWORD = 8191
 TEXT_SUFFIXES = (*sorted(set(ANALYZERS)), STANDARD)
 
 
@@ -31,17 +34,17 @@ def text_suffix(language: str | None) -> str:
 
 class RelevanceDoc(InnerDoc):
     score = Float()
-    label = Keyword()
-    themes = Keyword()
+    label = Keyword(ignore_above=MAX_KEYWORD)
+    themes = Keyword(ignore_above=MAX_KEYWORD)
     # evidence is kept for display and `explain`, never searched: stored in _source, not indexed
     evidence = Object(enabled=False)
 
 
 class EntitiesDoc(InnerDoc):
-    countries = Keyword()
-    organizations = Keyword()
-    infrastructure = Keyword()
-    people = Keyword()
+    countries = Keyword(ignore_above=MAX_KEYWORD)
+    organizations = Keyword(ignore_above=MAX_KEYWORD)
+    infrastructure = Keyword(ignore_above=MAX_KEYWORD)
+    people = Keyword(ignore_above=MAX_KEYWORD)
 
 
 def _language_fields() -> dict[str, Any]:
@@ -54,30 +57,30 @@ def _language_fields() -> dict[str, Any]:
 
 
 class _DocumentBase(DslDocument):
-    id = Keyword()
+    id = Keyword(ignore_above=MAX_KEYWORD)
     url = Keyword(index=False)
-    canonical_url = Keyword()
-    domain = Keyword()
-    feed_id = Keyword()
-    source = Keyword()
-    source_country = Keyword()
-    guid = Keyword()
+    canonical_url = Keyword(ignore_above=MAX_KEYWORD)
+    domain = Keyword(ignore_above=MAX_KEYWORD)
+    feed_id = Keyword(ignore_above=MAX_KEYWORD)
+    source = Keyword(ignore_above=MAX_KEYWORD)
+    source_country = Keyword(ignore_above=MAX_KEYWORD)
+    guid = Keyword(ignore_above=MAX_KEYWORD)
     summary = Text(index=False)
-    authors = Keyword()
+    authors = Keyword(ignore_above=MAX_KEYWORD)
     published_at = Date()
-    date_source = Keyword()
+    date_source = Keyword(ignore_above=MAX_KEYWORD)
     fetched_at = Date()
     indexed_at = Date()
-    language = Keyword()
+    language = Keyword(ignore_above=MAX_KEYWORD)
     language_confidence = Float()
-    extraction = Keyword()
+    extraction = Keyword(ignore_above=MAX_KEYWORD)
     warnings = Keyword(index=False)
     relevance = Object(RelevanceDoc)
     entities = Object(EntitiesDoc)
-    story_id = Keyword()
-    duplicate_of = Keyword()
-    content_hash = Keyword()
-    lsh_bands = Keyword()
+    story_id = Keyword(ignore_above=MAX_KEYWORD)
+    duplicate_of = Keyword(ignore_above=MAX_KEYWORD)
+    content_hash = Keyword(ignore_above=MAX_KEYWORD)
+    lsh_bands = Keyword(ignore_above=MAX_KEYWORD)
 
     class Meta:
         # a typo in a field name must fail loudly, not create a new unmapped field
@@ -89,18 +92,18 @@ DocumentMapping = type("DocumentMapping", (_DocumentBase,), _language_fields())
 
 
 class FeedStateMapping(DslDocument):
-    feed_id = Keyword()
+    feed_id = Keyword(ignore_above=MAX_KEYWORD)
     updated_at = Date()
     state = Object(enabled=False)
 
 
 class AlertMapping(DslDocument):
     # a sort key: Elasticsearch 8+ refuses to sort on _id (no fielddata for it by default)
-    id = Keyword()
-    rule = Keyword()
-    channel = Keyword()
-    status = Keyword()
-    story_id = Keyword()
+    id = Keyword(ignore_above=MAX_KEYWORD)
+    rule = Keyword(ignore_above=MAX_KEYWORD)
+    channel = Keyword(ignore_above=MAX_KEYWORD)
+    status = Keyword(ignore_above=MAX_KEYWORD)
+    story_id = Keyword(ignore_above=MAX_KEYWORD)
     created_at = Date()
     due_at = Date()
     next_attempt_at = Date()
@@ -112,9 +115,9 @@ class AlertMapping(DslDocument):
 
 
 class SeenMapping(DslDocument):
-    feed_id = Keyword()
-    guid = Keyword()
-    doc_id = Keyword()
+    feed_id = Keyword(ignore_above=MAX_KEYWORD)
+    guid = Keyword(ignore_above=MAX_KEYWORD)
+    doc_id = Keyword(ignore_above=MAX_KEYWORD)
 
 
 def document_mappings(analyzers: Mapping[str, str] | None = None) -> dict[str, Any]:
