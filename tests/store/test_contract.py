@@ -172,7 +172,9 @@ def test_alert_outbox_exactly_once_and_due(backend: Store) -> None:
                      url="https://x.example/", source="S", created_at=T0, due_at=T0 + timedelta(minutes=due_minutes))
 
     backend.put_documents([RU], [alert("a1", RU.id)])
-    backend.put_documents([RU], [alert("a1", RU.id).model_copy(update={"title": "changed"}), alert("a2", "s2", 30)])
+    # every outbox entry comes with its document, as the pipeline writes them
+    backend.put_documents([RU, EN], [alert("a1", RU.id).model_copy(update={"title": "changed"}),
+                                     alert("a2", EN.id, 30)])
     due = backend.due_alerts(T0 + timedelta(minutes=1))
     assert [a.id for a in due] == ["a1"] and due[0].title == f"t {RU.id}"  # the first entry stays as it was
     assert [a.id for a in backend.due_alerts(T0 + timedelta(minutes=31))] == ["a1", "a2"]
@@ -241,3 +243,57 @@ def test_long_keyword_values_and_documents_of_no_story(backend: Store) -> None:
     # a document of no story is its own story: one line each, not one line for all of them
     hits = backend.search(SearchQuery(text="pipeline report")).hits
     assert len(hits) == 3 and all(h.copies == 1 for h in hits)
+
+
+def test_alert_claims_let_one_deliverer_win(opener) -> None:
+    from energywatch.models import Alert
+
+    first, second = opener(), opener()
+    story = doc(50, title="t", text="x", lang="en")
+    alerts = [Alert(id=f"c{i}", rule="r", channel="hook", story_id=story.id, doc_id=story.id, title="t",
+                    url="https://x.example/", source="S", created_at=T0, due_at=T0) for i in range(3)]
+    first.put_documents([story], alerts)
+    now, lease = T0 + timedelta(minutes=1), timedelta(minutes=5)
+    due = second.due_alerts(now)
+    assert sorted(a.id for a in first.claim_alerts(due, now, lease)) == ["c0", "c1", "c2"]
+    assert second.claim_alerts(due, now, lease) == []  # the other deliverer gets nothing to send
+    assert second.due_alerts(now) == []
+    # a deliverer that died: its alerts are due again when the lease ends, and can be claimed then
+    later = now + lease + timedelta(seconds=1)
+    assert sorted(a.id for a in second.claim_alerts(second.due_alerts(later), later, lease)) == ["c0", "c1", "c2"]
+
+
+def test_two_deliverers_at_once_send_each_alert_once(opener, tmp_path) -> None:
+    import threading
+    import time
+
+    from energywatch.alerts.outbox import deliver
+    from energywatch.alerts.rules import load_rules
+    from energywatch.models import Alert
+
+    rules_file = tmp_path / "alerts.yaml"
+    rules_file.write_text("channels:\n  hook: {type: webhook, url: 'https://hooks.example.org/x'}\n"
+                          "rules:\n  - {name: r, labels: [core], channels: [hook]}\n", encoding="utf-8")
+    rules = load_rules(rules_file)
+    writer = opener()
+    stories = [doc(70 + i, title=f"t{i}", text="x", lang="en") for i in range(4)]
+    writer.put_documents(stories, [Alert(id=f"d{i}", rule="r", channel="hook", story_id=s.id, doc_id=s.id,
+                                         title=s.title, url=s.url, source="S", created_at=T0, due_at=T0)
+                                   for i, s in enumerate(stories)])
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def slow_sender(message, channel, secrets) -> None:
+        time.sleep(0.2)  # a real webhook takes a while: the other deliverer runs meanwhile
+        with lock:
+            sent.extend(a.id for a in message.alerts)
+
+    stores = [opener(), opener()]
+    threads = [threading.Thread(target=deliver, args=(s, rules, T0 + timedelta(minutes=1)),
+                                kwargs={"sender": slow_sender}) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(sent) == ["d0", "d1", "d2", "d3"]
+    assert {a.status for a in writer.alert_history()} == {"sent"}

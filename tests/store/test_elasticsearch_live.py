@@ -63,3 +63,23 @@ def test_paging_past_the_result_window_says_what_to_do(elasticsearch_url: str, p
             store.search(SearchQuery(text="gas", offset=9_990, limit=20))
     finally:
         store.close()
+
+
+def test_an_alert_waits_for_its_document(elasticsearch_url: str, prefix: str) -> None:
+    from datetime import timedelta
+
+    from energywatch.models import Alert
+    from store.test_contract import T0
+
+    store = ElasticsearchStore.from_url(elasticsearch_url, prefix=prefix, replicas=0)
+    try:
+        alert = Alert(id="w1", rule="r", channel="hook", story_id=RU.id, doc_id=RU.id, title="t",
+                      url="https://x.example/", source="S", created_at=T0, due_at=T0)
+        store.client.indices.delete_alias(index=store.index, name=store.alias)
+        assert store.put_documents([RU], [alert]) == []  # the document is refused, the outbox entry is kept
+        store.client.indices.put_alias(index=store.index, name=store.alias)
+        assert store.due_alerts(T0 + timedelta(minutes=1)) == []  # no alert about a document not stored
+        assert store.put_documents([RU], [alert]) == [RU.id]  # the next run stores it
+        assert [a.id for a in store.due_alerts(T0 + timedelta(minutes=1))] == ["w1"]
+    finally:
+        store.close()

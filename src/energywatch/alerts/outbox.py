@@ -15,6 +15,8 @@ from energywatch.models import Alert, SearchQuery
 from energywatch.store.base import Store
 
 log = logging.getLogger(__name__)
+# how long a deliverer holds the alerts it is sending; one that dies mid-way gives them back then
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 @dataclass
@@ -74,7 +76,12 @@ def deliver(store: Store, rules: RulesFile, now: datetime, *, secrets: Mapping[s
     if held:
         store.update_alerts(held)
         report.alerts_held += len(held)
-    for alerts in messages:
+    for planned in messages:
+        # two deliverers at once (two `alerts send`, an Airflow retry beside a scheduled run) must not
+        # both send: each message goes out with the alerts this deliverer won, the rest are theirs
+        alerts = store.claim_alerts(planned, now, CLAIM_LEASE)
+        if not alerts:
+            continue
         first = alerts[0]
         message = Message(rule=first.rule, channel=first.channel, alerts=tuple(alerts),
                           copies={a.story_id: _copies(store, a.story_id) for a in alerts})

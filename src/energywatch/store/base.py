@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from energywatch.models import (
     Alert, Document, FeedItem, FeedState, SearchQuery, SearchResult, StoreStats, TimelinePoint,
@@ -69,6 +69,10 @@ class Store(Protocol):
 
     def update_alerts(self, alerts: Sequence[Alert]) -> None:
         """Replace outbox entries (status, attempts, due time)."""
+
+    def claim_alerts(self, alerts: Sequence[Alert], now: datetime, lease: timedelta) -> list[Alert]:
+        """Take due alerts for delivery until now + lease; return those this caller won (the others are
+        being sent by another deliverer). An alert whose deliverer died is due again when the lease ends."""
 
     def last_sent_at(self, rule: str, channel: str) -> datetime | None:
         """When a rule last sent on a channel (for quiet periods)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -243,8 +243,12 @@ class ElasticsearchStore:
         self._bulk(marks, index=self.seen_index)  # a lost mark only costs a re-check by document id next run
         return [d.id for d in stored]
 
-    def _bulk(self, actions: Any, ignore_status: tuple[int, ...] = (), *, index: str) -> list[str]:
-        """streaming_bulk sized by bytes, retrying 429s with back-off; returns the ids that failed."""
+    def _bulk(self, actions: Any, ignore_status: tuple[int, ...] = (), *, index: str,
+              report_ignored: bool = False) -> list[str]:
+        """streaming_bulk sized by bytes, retrying 429s with back-off; returns the ids that failed.
+
+        Failures with a status in ignore_status are expected outcomes (an entry that exists already, a
+        lost claim): never raised about, and returned only with report_ignored."""
         failed: list[str] = []
         self._unrefreshed.add(index)
         try:
@@ -256,7 +260,7 @@ class ElasticsearchStore:
                 **({"require_alias": True} if index == self.alias else {}),
             ):
                 result = next(iter(item.values()))
-                if not ok and result.get("status") not in ignore_status:
+                if not ok and (report_ignored or result.get("status") not in ignore_status):
                     failed.append(result.get("_id", "?"))
         except (ApiError, TransportError) as exc:
             raise _wrap("bulk indexing", exc) from exc
@@ -322,9 +326,13 @@ class ElasticsearchStore:
         try:
             response = self.client.search(index=self.alerts_index, query=query, size=1000,
                                           sort=[{"created_at": "asc"}, {"id": "asc"}])
+            alerts = _alerts_from(response)
+            # outbox entries are written before their documents (so a crash in between loses no alert);
+            # an entry whose document was refused waits until a later run stores the document
+            stored = self._existing(self.alias, list({a.doc_id for a in alerts}))
         except (ApiError, TransportError) as exc:
             raise _wrap("reading the alert outbox", exc) from exc
-        return _alerts_from(response)
+        return [a for a in alerts if a.doc_id in stored]
 
     def update_alerts(self, alerts: Sequence[Alert]) -> None:
         """Replace outbox entries (status, attempts, due time)."""
@@ -332,6 +340,33 @@ class ElasticsearchStore:
                              for a in alerts), index=self.alerts_index)
         if failed:
             raise StoreError(f"could not update {len(failed)} alert(s) in the outbox")
+
+    def claim_alerts(self, alerts: Sequence[Alert], now: datetime, lease: timedelta) -> list[Alert]:
+        """Take due alerts for delivery until now + lease; only those this caller won come back.
+
+        Each claim is a write conditional on the entry's sequence number as just read (realtime GET):
+        of two deliverers, the second one's write conflicts (409) and it leaves that alert alone.
+        """
+        if not alerts:
+            return []
+        try:
+            current = self.client.mget(index=self.alerts_index, ids=[a.id for a in alerts])["docs"]
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading the alert outbox", exc) from exc
+        candidates: dict[str, tuple[Alert, dict[str, Any]]] = {}
+        for entry in current:
+            if not entry.get("found"):
+                continue
+            stored = Alert.model_validate(entry["_source"])
+            if stored.status != "pending" or (stored.next_attempt_at and stored.next_attempt_at > now):
+                continue
+            claimed = stored.model_copy(update={"next_attempt_at": now + lease})
+            candidates[stored.id] = (claimed, {"_index": self.alerts_index, "_id": stored.id,
+                                               "if_seq_no": entry["_seq_no"], "if_primary_term": entry["_primary_term"],
+                                               "_source": claimed.model_dump(mode="json")})
+        lost = set(self._bulk((action for _, action in candidates.values()), ignore_status=(409,),
+                              index=self.alerts_index, report_ignored=True))
+        return [claimed for aid, (claimed, _) in candidates.items() if aid not in lost]
 
     def last_sent_at(self, rule: str, channel: str) -> datetime | None:
         """When a rule last sent on a channel."""

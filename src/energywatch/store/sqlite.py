@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from energywatch.analysis import analyze, candidate_languages, stem_tokens, unique
@@ -212,6 +212,22 @@ class SQLiteStore:
         with self._lock, self._tx():
             self._db.executemany("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  [_alert_row(a) for a in alerts])
+
+    def claim_alerts(self, alerts: Sequence[Alert], now: datetime, lease: timedelta) -> list[Alert]:
+        """Take these due alerts for delivery until now + lease; only those this caller won come back."""
+        won: list[Alert] = []
+        stamp = _iso(now)
+        with self._lock, self._tx():
+            for alert in alerts:
+                claimed = alert.model_copy(update={"next_attempt_at": now + lease})
+                row = _alert_row(claimed)
+                # the claim is the conditional update itself: a second deliverer finds nothing left due
+                cursor = self._db.execute(
+                    "UPDATE alerts SET next_attempt_at = ?, data = ? WHERE id = ? AND status = 'pending' "
+                    "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)", (row[6], row[8], alert.id, stamp))
+                if cursor.rowcount == 1:
+                    won.append(claimed)
+        return won
 
     def last_sent_at(self, rule: str, channel: str) -> datetime | None:
         """When a rule last sent on a channel."""
