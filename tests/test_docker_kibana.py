@@ -64,7 +64,7 @@ def test_ndjson_is_in_sync_and_consistent() -> None:
                 field = agg["params"].get("field")
                 assert field is None or field.split(".")[0] in mapped, field
     data_view = next(o for o in objects if o["type"] == "index-pattern")
-    assert data_view["attributes"]["timeFieldName"] == "published_at"
+    assert data_view["attributes"]["timeFieldName"] == "dated_at"
     dashboard = next(o for o in objects if o["type"] == "dashboard")
     assert len(json.loads(dashboard["attributes"]["panelsJSON"])) == len(dashboard["references"]) == 6
 

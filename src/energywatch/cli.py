@@ -249,6 +249,10 @@ def stats(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
         ("newest published", fmt(result.newest_published)), ("last indexed", fmt(result.last_indexed)),
     ]:
         table.add_row(name, str(value))
+    if result.analyzers:
+        fallback = sorted(lang for lang, analyzer in result.analyzers.items() if analyzer == "standard")
+        table.add_row("text analysis", f"{len(result.analyzers) - len(fallback)} language analyzers; standard "
+                      f"(no stemming) for {', '.join(fallback) or 'none'}")
     console.print(table)
 
 

@@ -24,6 +24,11 @@ def _search_source(query: str) -> str:
     return json.dumps({"query": {"query": query, "language": "kuery"}, "filter": [], "indexRefName": _INDEX_REF})
 
 
+# every document has it (published_at, else when it was fetched): with published_at as the time
+# field, an undated article would fall outside every Kibana time filter and never be seen
+TIME_FIELD = "dated_at"
+
+
 def _ref() -> list[dict[str, str]]:
     return [{"name": _INDEX_REF, "type": "index-pattern", "id": DATA_VIEW_ID}]
 
@@ -35,7 +40,7 @@ def _saved_search(object_id: str, title: str, query: str) -> dict[str, Any]:
             "title": title, "description": f"KQL: {query}",
             "columns": ["source", "language", "relevance.label", "relevance.score", "relevance.themes",
                         "entities.organizations", "url"],
-            "sort": [["published_at", "desc"]],
+            "sort": [[TIME_FIELD, "desc"]],
             "kibanaSavedObjectMeta": {"searchSourceJSON": _search_source(query)},
         },
         "references": _ref(),
@@ -61,7 +66,7 @@ def _timeline(object_id: str, title: str, split_field: str) -> dict[str, Any]:
         "aggs": [
             {"id": "1", "enabled": True, "type": "cardinality", "schema": "metric", "params": {"field": "story_id"}},
             {"id": "2", "enabled": True, "type": "date_histogram", "schema": "segment",
-             "params": {"field": "published_at", "interval": "auto", "min_doc_count": 1}},
+             "params": {"field": TIME_FIELD, "interval": "auto", "min_doc_count": 1}},
             {"id": "3", "enabled": True, "type": "terms", "schema": "group",
              "params": {"field": split_field, "size": 10, "order": "desc", "orderBy": "1"}},
         ],
@@ -94,7 +99,7 @@ def saved_objects() -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = [
         {"type": "index-pattern", "id": DATA_VIEW_ID,
          "attributes": {"title": "energywatch-documents", "name": "energywatch documents",
-                        "timeFieldName": "published_at"},
+                        "timeFieldName": TIME_FIELD},
          "references": []},
         _saved_search("energywatch-core-stories", "Core energy-security stories", "relevance.label : \"core\""),
         _saved_search("energywatch-nato-energy", "NATO energy",

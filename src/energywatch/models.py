@@ -221,6 +221,8 @@ class StoreStats(_Frozen):
     oldest_published: datetime | None
     newest_published: datetime | None
     last_indexed: datetime | None
+    # Elasticsearch: the analyzer each language's text fields use (standard where the server lacks one)
+    analyzers: dict[str, str] = Field(default_factory=dict)
 
 
 class Failure(_Frozen):

@@ -83,3 +83,67 @@ def test_an_alert_waits_for_its_document(elasticsearch_url: str, prefix: str) ->
         assert [a.id for a in store.due_alerts(T0 + timedelta(minutes=1))] == ["w1"]
     finally:
         store.close()
+
+
+def test_stats_show_the_analyzers_in_use(elasticsearch_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from energywatch.cli import app
+
+    result = CliRunner().invoke(app, ["stats", "--store", elasticsearch_url], env={"COLUMNS": "200"})
+    store = ElasticsearchStore.from_url(elasticsearch_url, replicas=0)  # the CLI's own prefix
+    try:
+        assert result.exit_code == 0, result.output
+        recorded = store.stats().analyzers
+        fallback = sorted(k for k, v in recorded.items() if v == "standard")
+        assert recorded and "text analysis" in result.output
+        assert f"standard (no stemming) for {', '.join(fallback)}"[:60] in " ".join(result.output.split())
+    finally:
+        store.drop_all()
+        store.close()
+
+
+def _flatten(properties: dict, prefix: str = "") -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for name, spec in properties.items():
+        if "properties" in spec:
+            fields.update(_flatten(spec["properties"], f"{prefix}{name}."))
+        fields[f"{prefix}{name}"] = spec.get("type", "object")
+    return fields
+
+
+def test_kibana_objects_name_live_fields_and_undated_articles_stay_in_time(elasticsearch_url: str,
+                                                                         prefix: str) -> None:
+    import json
+
+    from energywatch.kibana import saved_objects
+
+    store = ElasticsearchStore.from_url(elasticsearch_url, prefix=prefix, replicas=0)
+    try:
+        undated = EN.model_copy(update={"published_at": None})
+        store.put_documents([undated, RU])
+        mapping = store.client.indices.get_mapping(index=store.alias)
+        fields = _flatten(next(iter(mapping.values()))["mappings"]["properties"])
+        wanted: dict[str, set[str]] = {}
+        for obj in saved_objects():
+            attributes = obj["attributes"]
+            if "timeFieldName" in attributes:
+                wanted.setdefault(attributes["timeFieldName"], set()).add("date")
+            for column in attributes.get("columns", []):
+                wanted.setdefault(column, set())
+            for field, _ in attributes.get("sort", []):
+                wanted.setdefault(field, set()).add("date")
+            for agg in json.loads(attributes.get("visState", '{"aggs": []}'))["aggs"]:
+                field = agg["params"].get("field")
+                if field:
+                    kind = {"date_histogram": "date", "terms": "keyword", "cardinality": "keyword"}[agg["type"]]
+                    wanted.setdefault(field, set()).add(kind)
+        for field, kinds in wanted.items():
+            assert field in fields, f"Kibana names {field}, which the live index does not have"
+            assert not kinds or fields[field] in kinds, f"{field} is {fields[field]}, Kibana needs {kinds}"
+        # the data view's time filter keeps an article without a publication date
+        store.prepare_lookups()
+        hits = store.client.search(index=store.alias, query={"range": {"dated_at": {"gte": "now-100y"}}})
+        assert {h["_id"] for h in hits["hits"]["hits"]} == {undated.id, RU.id}
+    finally:
+        store.close()

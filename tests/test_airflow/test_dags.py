@@ -187,3 +187,42 @@ def test_webhook_connection_in_each_form_users_write(form: str, expected: str) -
     conn = Connection.from_json(form, conn_id="energywatch_slack") if form.startswith("{") else \
         Connection.from_uri(form, conn_id="energywatch_slack")
     assert webhook_url(conn) == expected
+
+
+def test_ingest_and_alerts_dags_on_elasticsearch(dagbag, httpserver: HTTPServer, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, elasticsearch_url: str) -> None:
+    """The production path: the DAGs' tasks store into and deliver from a live Elasticsearch node."""
+    from werkzeug import Request, Response
+
+    from energywatch.store.elasticsearch import ElasticsearchStore
+
+    received: list[bytes] = []
+
+    def hook(request: Request) -> Response:
+        received.append(request.get_data())
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(hook)
+    _serve(httpserver, tmp_path, monkeypatch)
+    monkeypatch.setenv("ENERGYWATCH_STORE", elasticsearch_url)
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text("channels:\n  hook: {type: webhook, url_env: ENERGYWATCH_WEBHOOK_URL}\n"
+                     "rules:\n  - {name: nato-core, labels: [core], organizations: [NATO], channels: [hook]}\n",
+                     encoding="utf-8")
+    monkeypatch.setenv("ENERGYWATCH_ALERTS_FILE", str(rules))
+    monkeypatch.setenv("ENERGYWATCH_WEBHOOK_URL", httpserver.url_for("/hook"))
+    store = ElasticsearchStore.from_url(elasticsearch_url)
+    try:
+        ingest = dagbag.get_dag("energywatch_ingest")
+        assert str(ingest.test(run_conf={"due_only": False}).state).endswith("success")
+        assert store.stats().documents == 3
+        alerts = dagbag.get_dag("energywatch_alerts")
+        assert str(alerts.test().state).endswith("success")
+        # three near-duplicate pages, one story, one alert; nothing again on a second run of both
+        assert len(received) == 1 and json.loads(received[0])["stories"][0]["copies"] == 3
+        assert str(ingest.test(run_conf={"due_only": False}).state).endswith("success")
+        assert str(alerts.test().state).endswith("success")
+        assert len(received) == 1 and store.stats().documents == 3
+    finally:
+        store.drop_all()
+        store.close()

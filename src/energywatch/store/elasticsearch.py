@@ -448,7 +448,7 @@ class ElasticsearchStore:
             feeds_disabled=sum(1 for s in states if s.disabled),
             by_language=buckets("language"), by_label=buckets("label"), by_extraction=buckets("extraction"),
             oldest_published=_ms(a["oldest"].get("value")), newest_published=_ms(a["newest"].get("value")),
-            last_indexed=_ms(a["last"].get("value")),
+            last_indexed=_ms(a["last"].get("value")), analyzers=self.analyzers(),
         )
 
 
@@ -522,6 +522,8 @@ def to_source(doc: Document) -> dict[str, Any]:
     # a document of no story is a story of its own (as in SQLite): collapsing on a missing story_id
     # would fold every such document into one line
     source["story_id"] = doc.story_id or doc.id
+    dated = doc.published_at or doc.fetched_at or doc.indexed_at
+    source["dated_at"] = dated.isoformat() if dated else None
     suffix = text_suffix(doc.language)
     source[f"title_{suffix}"] = doc.title
     source[f"text_{suffix}"] = doc.text
@@ -530,7 +532,7 @@ def to_source(doc: Document) -> dict[str, Any]:
 
 def from_source(source: dict[str, Any]) -> Document:
     """The Document back from a _source."""
-    data = {k: v for k, v in source.items() if not k.startswith(("title_", "text_"))}
+    data = {k: v for k, v in source.items() if not k.startswith(("title_", "text_")) and k != "dated_at"}
     suffix = text_suffix(data.get("language"))
     data["title"] = source.get(f"title_{suffix}", "")
     data["text"] = source.get(f"text_{suffix}", "")

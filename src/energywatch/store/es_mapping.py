@@ -68,6 +68,8 @@ class _DocumentBase(DslDocument):
     summary = Text(index=False)
     authors = Keyword(ignore_above=MAX_KEYWORD)
     published_at = Date()
+    # published_at, else fetched_at: a date every document has, for Kibana's time field
+    dated_at = Date()
     date_source = Keyword(ignore_above=MAX_KEYWORD)
     fetched_at = Date()
     indexed_at = Date()
