@@ -33,6 +33,8 @@ alerts_app = typer.Typer(help="Alert rules, preview, delivery and history.", no_
 app.add_typer(alerts_app, name="alerts")
 kibana_app = typer.Typer(help="Kibana saved objects: data view, saved searches, dashboard.", no_args_is_help=True)
 app.add_typer(kibana_app, name="kibana")
+es_app = typer.Typer(help="Elasticsearch: set up or migrate the indices (as an administrator).", no_args_is_help=True)
+app.add_typer(es_app, name="es")
 
 T = TypeVar("T")
 console = Console()
@@ -513,6 +515,38 @@ def alerts_history(limit: Annotated[int, typer.Option("--limit", min=1, max=1000
         table.add_row(f"{a.created_at:%Y-%m-%d %H:%M}", a.rule, a.channel, a.status, str(a.attempts),
                       escape(a.title[:80]), escape(a.last_error or ""))
     console.print(table)
+
+
+@es_app.command("setup")
+def es_setup(store: StoreOpt = None) -> None:
+    """Create or migrate the index template, the documents index and its alias, and the state indices.
+
+    Run it once as an administrator, and again after an upgrade; ingest, alerts and the web UI then
+    work with users that may only read and write (see README, "Production").
+    """
+    try:
+        settings = _settings(store=store)
+    except EnergywatchError as exc:
+        _fail(exc)
+    if not settings.store.startswith(("http://", "https://")):
+        _fail(ConfigError(f"`es setup` needs an Elasticsearch store URL, not {settings.store.split(':', 1)[0]}:"))
+    from energywatch.store.elasticsearch import ElasticsearchStore, client_from_url
+
+    try:
+        backend = ElasticsearchStore(client_from_url(settings.store))
+    except EnergywatchError as exc:
+        _fail(exc)
+    try:
+        analyzers = backend.analyzers()
+    except EnergywatchError as exc:
+        _fail(exc)
+    finally:
+        backend.close()
+    fallback = sorted(k for k, v in analyzers.items() if v == "standard" and k != "std")
+    console.print(f"[green]ready:[/] {backend.alias} → {backend.index}, {backend.feeds_index}, {backend.seen_index}, "
+                  f"{backend.alerts_index}")
+    console.print(f"language analyzers: {len(analyzers) - len(fallback) - 1} built in; standard (no stemming) for "
+                  f"{', '.join(fallback) or 'none'}")
 
 
 @kibana_app.command("setup")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -146,4 +147,83 @@ def test_kibana_objects_name_live_fields_and_undated_articles_stay_in_time(elast
         hits = store.client.search(index=store.alias, query={"range": {"dated_at": {"gte": "now-100y"}}})
         assert {h["_id"] for h in hits["hits"]["hits"]} == {undated.id, RU.id}
     finally:
+        store.close()
+
+
+def _as(url: str, user: str, password: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{user}:{password}@{parts.hostname}:{parts.port}"
+
+
+def test_setup_apart_from_use_with_least_privilege(elasticsearch_url: str, prefix: str) -> None:
+    """An administrator sets up; ingest works as a writer, the web UI as a reader; neither may set up."""
+    from datetime import timedelta
+
+    import es_node
+    from energywatch.models import Alert, FeedState
+    from store.test_contract import T0
+
+    if es_node.USER not in elasticsearch_url:
+        pytest.skip("the least-privilege users exist on the test node only (ELASTICSEARCH_URL points elsewhere)")
+    admin = ElasticsearchStore.from_url(elasticsearch_url, prefix=prefix, replicas=0)  # the set-up
+    try:
+        writer = ElasticsearchStore.from_url(_as(elasticsearch_url, es_node.WRITER, es_node.LOW_PASSWORD),
+                                             prefix=prefix, replicas=0)
+        alert = Alert(id="lp1", rule="r", channel="hook", story_id=RU.id, doc_id=RU.id, title="t",
+                      url="https://x.example/", source="S", created_at=T0, due_at=T0)
+        assert writer.put_documents([RU], [alert]) == [RU.id]
+        writer.save_feed_states([FeedState(feed_id="f1", url="https://x.example/feed")])
+        now = T0 + timedelta(minutes=1)
+        assert [a.id for a in writer.claim_alerts(writer.due_alerts(now), now, timedelta(minutes=5))] == ["lp1"]
+        assert writer.search(SearchQuery(text="Баку")).total == 1
+        writer.close()
+        reader = ElasticsearchStore.from_url(_as(elasticsearch_url, es_node.READER, es_node.LOW_PASSWORD),
+                                             prefix=prefix, replicas=0)
+        try:
+            assert reader.search(SearchQuery(text="Баку")).total == 1 and reader.stats().documents == 1
+            # a reader may not refresh: it sees other users' writes within the refresh interval (1 s)
+            deadline = time.monotonic() + 10
+            while not reader.get_feed_states() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert list(reader.get_feed_states()) == ["f1"]
+            with pytest.raises(StoreError, match="may not do this .*HTTP 403"):
+                reader.save_feed_states([FeedState(feed_id="f2", url="https://x.example/2")])
+        finally:
+            reader.close()
+        # a store nobody has set up: the writer may not create it, and is told who may
+        with pytest.raises(StoreError, match="run `energywatch es setup` once as an administrator"):
+            ElasticsearchStore.from_url(_as(elasticsearch_url, es_node.WRITER, es_node.LOW_PASSWORD),
+                                        prefix=f"{prefix}-new", replicas=0)
+    finally:
+        admin.drop_all()
+        admin.close()
+
+
+def test_wrong_password_is_a_clear_error(elasticsearch_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from energywatch.cli import app
+
+    wrong = _as(elasticsearch_url, "energywatch", "not-the-password")
+    result = CliRunner().invoke(app, ["stats", "--store", wrong])
+    assert result.exit_code == 2, result.output
+    assert "refused the credentials" in result.output and "Traceback" not in result.output
+    assert "not-the-password" not in result.output
+
+
+def test_es_setup_command(elasticsearch_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from energywatch.cli import app
+
+    result = CliRunner().invoke(app, ["es", "setup", "--store", elasticsearch_url], env={"COLUMNS": "200"})
+    try:
+        assert result.exit_code == 0, result.output
+        assert "ready:" in result.output and "energywatch-documents → energywatch-documents-v1" in result.output
+        assert "language analyzers:" in result.output
+    finally:
+        store = ElasticsearchStore.from_url(elasticsearch_url, replicas=0)
+        store.drop_all()
         store.close()

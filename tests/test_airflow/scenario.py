@@ -61,8 +61,18 @@ class Receiver:
             return [(b["rule"], s["story_id"]) for b in self.bodies for s in b["stories"]]
 
 
-def serve(server: HTTPServer, tmp: Path) -> tuple[Path, Path, Receiver]:
-    """Feeds, pages, webhook and alert rules for the scenario; the feed list and rules files."""
+def _slow(body: str, delay: float):
+    def handler(request: Request) -> Response:
+        time.sleep(delay)
+        return Response(body, content_type="text/html")
+
+    return handler
+
+
+def serve(server: HTTPServer, tmp: Path, *, page_delay: float = 0.0) -> tuple[Path, Path, Receiver]:
+    """Feeds, pages, webhook and alert rules for the scenario; the feed list and rules files.
+
+    page_delay holds each page back, so that a task lasts long enough for others to start beside it."""
     receiver = Receiver()
     server.expect_request("/hook", method="POST").respond_with_handler(receiver.handle)
     feeds = []
@@ -70,9 +80,8 @@ def serve(server: HTTPServer, tmp: Path) -> tuple[Path, Path, Receiver]:
         items = []
         for i, (name, paragraphs) in enumerate(stories):
             path = f"/{feed_id}/{i}"
-            server.expect_request(path).respond_with_data(
-                article_html(f"Attack on energy infrastructure {name}", [f"Report {feed_id} {i}."] + paragraphs),
-                content_type="text/html")
+            page = article_html(f"Attack on energy infrastructure {name}", [f"Report {feed_id} {i}."] + paragraphs)
+            server.expect_request(path).respond_with_handler(_slow(page, page_delay))
             items.append({"title": f"Attack on energy infrastructure {name}", "link": server.url_for(path),
                           "guid": f"{feed_id}-{i}"})
         server.expect_request(f"/{feed_id}.rss").respond_with_data(rss(items), content_type="application/rss+xml")

@@ -62,7 +62,9 @@ def celery_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[A
         subprocess.run(_as_db_user([str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "airflow",
                                     "airflow"]), check=True, capture_output=True, timeout=60)
         server.start()
-        feeds, rules, receiver = serve(server, home)
+        # each ingest task takes a few seconds, as real pages do: the second batch is queued while the
+        # first runs, and the idle worker takes it
+        feeds, rules, receiver = serve(server, home, page_delay=3.0)
         db = home / "energywatch.db"
         (home / "pythonpath").mkdir()
         (home / "pythonpath" / "workerhost.py").write_text(_HOSTNAME_MODULE, encoding="utf-8")

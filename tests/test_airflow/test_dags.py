@@ -215,6 +215,7 @@ def test_ingest_and_alerts_dags_on_elasticsearch(dagbag, httpserver: HTTPServer,
     try:
         ingest = dagbag.get_dag("energywatch_ingest")
         assert str(ingest.test(run_conf={"due_only": False}).state).endswith("success")
+        store.prepare_lookups()  # another store object wrote them: searches see them after a refresh
         assert store.stats().documents == 3
         alerts = dagbag.get_dag("energywatch_alerts")
         assert str(alerts.test().state).endswith("success")
@@ -222,6 +223,7 @@ def test_ingest_and_alerts_dags_on_elasticsearch(dagbag, httpserver: HTTPServer,
         assert len(received) == 1 and json.loads(received[0])["stories"][0]["copies"] == 3
         assert str(ingest.test(run_conf={"due_only": False}).state).endswith("success")
         assert str(alerts.test().state).endswith("success")
+        store.prepare_lookups()
         assert len(received) == 1 and store.stats().documents == 3
     finally:
         store.drop_all()

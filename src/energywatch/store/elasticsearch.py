@@ -14,7 +14,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
+from elasticsearch import (
+    ApiError, AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError, TransportError, helpers,
+)
 
 from energywatch.errors import StoreError, StoreUnavailable
 from energywatch.models import (
@@ -22,8 +24,7 @@ from energywatch.models import (
 )
 from energywatch.snippets import Snippet
 from energywatch.store.es_mapping import (
-    ANALYZERS, TEXT_SUFFIXES, AlertMapping, FeedStateMapping, SeenMapping, mapping_version, template_body,
-    text_suffix,
+    ANALYZERS, TEXT_SUFFIXES, mapping_version, state_mappings, template_body, text_suffix,
 )
 from energywatch.store.query import ParsedQuery, parse_query
 
@@ -40,6 +41,13 @@ MAX_RESULT_WINDOW = 10_000  # index.max_result_window's default: from + size bey
 
 
 def _wrap(action: str, exc: Exception) -> StoreError:
+    if isinstance(exc, AuthenticationException):
+        return StoreError(f"Elasticsearch refused the credentials ({action}, HTTP 401): check the user and password "
+                          "in the store URL, or ENERGYWATCH_ES_API_KEY")
+    if isinstance(exc, AuthorizationException):
+        return StoreError(f"the Elasticsearch user may not do this ({action}, HTTP 403: {exc.message}); ingest needs "
+                          "read, write, maintenance and view_index_metadata on the energywatch indices, set-up "
+                          "(`energywatch es setup`) an administrator")
     if isinstance(exc, TransportError) or (isinstance(exc, ApiError) and exc.meta.status in (429, 502, 503, 504)):
         return StoreUnavailable(f"Elasticsearch {action} failed, retry later: {exc}")
     return StoreError(f"Elasticsearch {action} failed: {exc}")
@@ -70,6 +78,7 @@ class ElasticsearchStore:
         # once and reads refresh first where they must see them (_refresh)
         self._refresh_mode: Any = "wait_for" if refresh else False
         self._unrefreshed: set[str] = set()
+        self._bulk_problem = ""  # why the first refused item of the last bulk request was refused
         self._settings = {"shards": shards, "replicas": replicas, "refresh_interval": refresh_interval}
         self.ensure_indices()
 
@@ -80,9 +89,17 @@ class ElasticsearchStore:
 
     # set-up ------------------------------------------------------------------------------------------
     def ensure_indices(self) -> None:
-        """Create the template, the versioned index with its alias, and the state indices (idempotent)."""
+        """Create or migrate the template, the versioned index with its alias and the state indices.
+
+        Idempotent. A user without the privilege to manage templates (ingest, the web UI: least
+        privilege) skips this, as long as an administrator has set the store up (`energywatch es setup`).
+        """
         try:
-            outdated = self._template_version() != mapping_version()
+            try:
+                outdated = self._template_version() != mapping_version()
+            except AuthorizationException:
+                self._check_set_up()
+                return
             if outdated:
                 analyzers = available_analyzers(self.client)
                 body = template_body(f"{self.alias}-v*", **self._settings, analyzers=analyzers)
@@ -91,9 +108,11 @@ class ElasticsearchStore:
                 self._create(self.index, aliases={self.alias: {"is_write_index": True}})
             elif outdated:
                 self._migrate_mapping(body["template"]["mappings"])
-            self._create(self.feeds_index, mappings=FeedStateMapping._doc_type.mapping.to_dict())
-            self._create(self.seen_index, mappings=SeenMapping._doc_type.mapping.to_dict())
-            self._create(self.alerts_index, mappings=AlertMapping._doc_type.mapping.to_dict())
+            for suffix, mappings in state_mappings().items():
+                index = f"{self.prefix}-{suffix}"
+                if not self._create(index, mappings=mappings) and outdated:
+                    # additive, as for the documents: e.g. the outbox's id field, which it is sorted on
+                    self.client.indices.put_mapping(index=index, properties=mappings["properties"])
         except (ApiError, TransportError) as exc:
             raise _wrap("index set-up", exc) from exc
 
@@ -110,6 +129,9 @@ class ElasticsearchStore:
             return
         try:
             self.client.indices.refresh(index=",".join(sorted(todo)), ignore_unavailable=True)
+        except AuthorizationException:
+            # a read-only user (the web UI): it wrote nothing, and reads within the refresh interval
+            log.debug("no privilege to refresh %s: reading what Elasticsearch has made searchable", todo)
         except (ApiError, TransportError) as exc:
             raise _wrap("refresh", exc) from exc
         self._unrefreshed -= todo
@@ -117,6 +139,13 @@ class ElasticsearchStore:
     def prepare_lookups(self) -> None:
         """Before a batch's story lookups: make every document stored so far, by any process, visible."""
         self._refresh(self.alias, everyone=True)
+
+    def _check_set_up(self) -> None:
+        missing = [name for name in (self.alias, self.feeds_index, self.seen_index, self.alerts_index)
+                   if not self.client.indices.exists(index=name)]
+        if missing:
+            raise StoreError(f"Elasticsearch has no {', '.join(missing)}, and this user may not create them: run "
+                             "`energywatch es setup` once as an administrator")
 
     def _migrate_mapping(self, mappings: dict[str, Any]) -> None:
         """Apply an additive mapping change (new fields, ignore_above) to the live index behind the alias.
@@ -150,13 +179,16 @@ class ElasticsearchStore:
         meta = next(iter(mappings.values()))["mappings"].get("_meta") or {}
         return dict(meta.get("analyzers") or {})
 
-    def _create(self, index: str, **body: Any) -> None:
+    def _create(self, index: str, **body: Any) -> bool:
+        """Create an index; False when it exists already."""
         try:
             self.client.indices.create(index=index, **body)
         except ApiError as exc:
             # another worker created it first: that is the idempotent outcome we want
             if exc.meta.status != 400 or "resource_already_exists" not in str(exc):
                 raise
+            return False
+        return True
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -193,7 +225,7 @@ class ElasticsearchStore:
                    for s in states)
         failed = self._bulk(actions, index=self.feeds_index)
         if failed:
-            raise StoreError(f"could not save the state of {len(failed)} feed(s): {failed[:3]}")
+            raise StoreError(f"could not save the state of {len(failed)} feed(s) {failed[:3]}: {self._bulk_problem}")
 
     # documents ---------------------------------------------------------------------------------------
     def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
@@ -237,7 +269,8 @@ class ElasticsearchStore:
                                 index=self.alias))
         stored = [d for d in prepared if d.id not in failed]
         for doc_id in failed:
-            log.warning("Elasticsearch refused document %s; it stays unseen and the next run retries it", doc_id)
+            log.warning("Elasticsearch refused document %s (%s); it stays unseen and the next run retries it",
+                        doc_id, self._bulk_problem)
         marks = ({"_index": self.seen_index, "_id": _seen_id(d.feed_id, d.guid),
                   "_source": {"feed_id": d.feed_id, "guid": d.guid, "doc_id": d.id}} for d in stored if d.guid)
         self._bulk(marks, index=self.seen_index)  # a lost mark only costs a re-check by document id next run
@@ -250,6 +283,7 @@ class ElasticsearchStore:
         Failures with a status in ignore_status are expected outcomes (an entry that exists already, a
         lost claim): never raised about, and returned only with report_ignored."""
         failed: list[str] = []
+        self._bulk_problem = ""
         self._unrefreshed.add(index)
         try:
             for ok, item in helpers.streaming_bulk(
@@ -262,6 +296,8 @@ class ElasticsearchStore:
                 result = next(iter(item.values()))
                 if not ok and (report_ignored or result.get("status") not in ignore_status):
                     failed.append(result.get("_id", "?"))
+                    if result.get("status") not in ignore_status and not self._bulk_problem:
+                        self._bulk_problem = _item_problem(result)
         except (ApiError, TransportError) as exc:
             raise _wrap("bulk indexing", exc) from exc
         return failed
@@ -325,7 +361,8 @@ class ElasticsearchStore:
         ]}}
         try:
             response = self.client.search(index=self.alerts_index, query=query, size=1000,
-                                          sort=[{"created_at": "asc"}, {"id": "asc"}])
+                                          sort=[{"created_at": "asc"}, {"id": {"order": "asc",
+                                                                                "unmapped_type": "keyword"}}])
             alerts = _alerts_from(response)
             # outbox entries are written before their documents (so a crash in between loses no alert);
             # an entry whose document was refused waits until a later run stores the document
@@ -339,7 +376,7 @@ class ElasticsearchStore:
         failed = self._bulk(({"_index": self.alerts_index, "_id": a.id, "_source": a.model_dump(mode="json")}
                              for a in alerts), index=self.alerts_index)
         if failed:
-            raise StoreError(f"could not update {len(failed)} alert(s) in the outbox")
+            raise StoreError(f"could not update {len(failed)} alert(s) in the outbox: {self._bulk_problem}")
 
     def claim_alerts(self, alerts: Sequence[Alert], now: datetime, lease: timedelta) -> list[Alert]:
         """Take due alerts for delivery until now + lease; only those this caller won come back.
@@ -450,6 +487,16 @@ class ElasticsearchStore:
             oldest_published=_ms(a["oldest"].get("value")), newest_published=_ms(a["newest"].get("value")),
             last_indexed=_ms(a["last"].get("value")), analyzers=self.analyzers(),
         )
+
+
+def _item_problem(result: dict[str, Any]) -> str:
+    """Why Elasticsearch refused one item of a bulk request, in words a user can act on."""
+    error = result.get("error") or {}
+    reason = error.get("reason", error) if isinstance(error, dict) else error
+    if result.get("status") == 403:
+        return (f"the Elasticsearch user may not do this (HTTP 403: {reason}); ingest needs read, write, "
+                "maintenance and view_index_metadata on the energywatch indices")
+    return f"HTTP {result.get('status')}: {reason}"
 
 
 _warned_fallback: set[str] = set()

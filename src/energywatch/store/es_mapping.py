@@ -132,9 +132,16 @@ def document_mappings(analyzers: Mapping[str, str] | None = None) -> dict[str, A
     return mapping
 
 
+def state_mappings() -> dict[str, dict[str, Any]]:
+    """The mappings of the state indices, by index suffix."""
+    return {"feeds": FeedStateMapping._doc_type.mapping.to_dict(), "seen": SeenMapping._doc_type.mapping.to_dict(),
+            "alerts": AlertMapping._doc_type.mapping.to_dict()}
+
+
 def mapping_version() -> str:
-    """A digest of the mapping this code writes: an index template with another one is out of date."""
-    return hashlib.blake2b(json.dumps(document_mappings(), sort_keys=True).encode(), digest_size=8).hexdigest()
+    """A digest of the mappings this code writes: an index template with another one is out of date."""
+    every = {"documents": document_mappings(), **state_mappings()}
+    return hashlib.blake2b(json.dumps(every, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
 def template_body(index_pattern: str, *, shards: int, replicas: int, refresh_interval: str,
