@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import uuid
+from collections.abc import Iterator
 from collections import Counter
 from html import escape
 from pathlib import Path
@@ -16,6 +18,7 @@ from conftest import BASELINE, rss, shared_path
 from energywatch.config import Settings
 from energywatch.models import Feed, SearchQuery
 from energywatch.pipeline import run
+from energywatch.store.base import Store
 from energywatch.store.sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
@@ -32,8 +35,28 @@ def token_f1(reference: str, extracted: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def test_aeb_pages_become_documents_with_trafilatura_quality(settings: Settings, store: SQLiteStore,
+_RESULTS: dict[str, tuple[int, float]] = {}
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def e2e_store(request: pytest.FixtureRequest, store: SQLiteStore) -> Iterator[Store]:
+    """The embedded store, then the production one on a live node (production settings)."""
+    if request.param == "sqlite":
+        yield store
+        return
+    from energywatch.store.elasticsearch import ElasticsearchStore
+
+    es = ElasticsearchStore.from_url(request.getfixturevalue("elasticsearch_url"),
+                                     prefix=f"ew-e2e-{uuid.uuid4().hex[:8]}", replicas=0)
+    yield es
+    es.drop_all()
+    es.close()
+
+
+def test_aeb_pages_become_documents_with_trafilatura_quality(settings: Settings, e2e_store: Store,
                                                               httpserver: HTTPServer) -> None:
+    store = e2e_store
+    kind = type(store).__name__
     root = shared_path("corpus", "aeb")
     truth = json.loads((root / "ground-truth.json").read_text(encoding="utf-8"))
     items = []
@@ -51,6 +74,9 @@ def test_aeb_pages_become_documents_with_trafilatura_quality(settings: Settings,
     print(f"\nAEB mean token F1 over {len(scores)} pages: {mean:.4f} (trafilatura published {TRAFILATURA_PUBLISHED_F1})")
     assert mean >= TRAFILATURA_PUBLISHED_F1 - 0.02
     assert mean >= BASELINE["extraction"]["aeb_mean_token_f1"], "extraction quality dropped below the pinned baseline"
+    # both stores give back the same documents, so the same quality
+    _RESULTS[kind] = (summary.documents_stored, round(mean, 6))
+    assert len(set(_RESULTS.values())) == 1, _RESULTS
 
     # a distinctive phrase from a page finds that page first
     misses = []

@@ -297,3 +297,14 @@ def test_two_deliverers_at_once_send_each_alert_once(opener, tmp_path) -> None:
         thread.join(timeout=120)
     assert sorted(sent) == ["d0", "d1", "d2", "d3"]
     assert {a.status for a in writer.alert_history()} == {"sent"}
+
+
+def test_phrases_with_apostrophes_and_quotes(backend: Store) -> None:
+    # Elasticsearch analyses the phrase as it indexed the text ("Jupiter's" is one token there, two
+    # in our tokenizer): the same query finds the same page in both stores
+    page = doc(80, title="Juno", text="Clouds of water vapor above the surface of Jupiter's atmosphere. "
+                                       "Il “venerdì nero” è l’ennesima consuetudine.", lang="en")
+    backend.put_documents([page, EN])
+    for phrase in ("vapor above the surface of Jupiter's", "il “venerdì nero” è l’ennesima consuetudine"):
+        hits = backend.search(SearchQuery(text=f'"{phrase}"')).hits
+        assert [h.document.id for h in hits] == [page.id], phrase

@@ -140,8 +140,8 @@ def test_plugin_links(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None
     json.dumps(ours["external_views"])
 
 
-def test_alerts_dag_after_ingest(dagbag, httpserver: HTTPServer, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def _serve_with_webhook(server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The local feed, pages and a webhook receiver, with a rule that alerts on NATO core stories."""
     from werkzeug import Request, Response
 
     received: list[bytes] = []
@@ -150,14 +150,20 @@ def test_alerts_dag_after_ingest(dagbag, httpserver: HTTPServer, tmp_path: Path,
         received.append(request.get_data())
         return Response("ok")
 
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(hook)
-    _serve(httpserver, tmp_path, monkeypatch)
+    server.expect_request("/hook", method="POST").respond_with_handler(hook)
+    _serve(server, tmp_path, monkeypatch)
     rules = tmp_path / "alerts.yaml"
     rules.write_text("channels:\n  hook: {type: webhook, url_env: ENERGYWATCH_WEBHOOK_URL}\n"
                      "rules:\n  - {name: nato-core, labels: [core], organizations: [NATO], channels: [hook]}\n",
                      encoding="utf-8")
     monkeypatch.setenv("ENERGYWATCH_ALERTS_FILE", str(rules))
-    monkeypatch.setenv("ENERGYWATCH_WEBHOOK_URL", httpserver.url_for("/hook"))
+    monkeypatch.setenv("ENERGYWATCH_WEBHOOK_URL", server.url_for("/hook"))
+    return received
+
+
+def test_alerts_dag_after_ingest(dagbag, httpserver: HTTPServer, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    received = _serve_with_webhook(httpserver, tmp_path, monkeypatch)
     alerts = dagbag.get_dag("energywatch_alerts")
     assert [getattr(a, "uri", "").rstrip("/") for a in alerts.timetable.asset_condition.objects] == \
         ["energywatch://documents"] if hasattr(alerts.timetable, "asset_condition") else True
@@ -192,25 +198,10 @@ def test_webhook_connection_in_each_form_users_write(form: str, expected: str) -
 def test_ingest_and_alerts_dags_on_elasticsearch(dagbag, httpserver: HTTPServer, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch, elasticsearch_url: str) -> None:
     """The production path: the DAGs' tasks store into and deliver from a live Elasticsearch node."""
-    from werkzeug import Request, Response
-
     from energywatch.store.elasticsearch import ElasticsearchStore
 
-    received: list[bytes] = []
-
-    def hook(request: Request) -> Response:
-        received.append(request.get_data())
-        return Response("ok")
-
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(hook)
-    _serve(httpserver, tmp_path, monkeypatch)
+    received = _serve_with_webhook(httpserver, tmp_path, monkeypatch)
     monkeypatch.setenv("ENERGYWATCH_STORE", elasticsearch_url)
-    rules = tmp_path / "alerts.yaml"
-    rules.write_text("channels:\n  hook: {type: webhook, url_env: ENERGYWATCH_WEBHOOK_URL}\n"
-                     "rules:\n  - {name: nato-core, labels: [core], organizations: [NATO], channels: [hook]}\n",
-                     encoding="utf-8")
-    monkeypatch.setenv("ENERGYWATCH_ALERTS_FILE", str(rules))
-    monkeypatch.setenv("ENERGYWATCH_WEBHOOK_URL", httpserver.url_for("/hook"))
     store = ElasticsearchStore.from_url(elasticsearch_url)
     try:
         ingest = dagbag.get_dag("energywatch_ingest")

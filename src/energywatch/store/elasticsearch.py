@@ -596,8 +596,8 @@ def _text_clause(parsed: ParsedQuery, languages: Sequence[str]) -> dict[str, Any
     if parsed.words:
         must.append({"multi_match": {"query": " ".join(parsed.words), "fields": fields, "type": "cross_fields",
                                      "operator": "and"}})
-    for phrase in parsed.phrases:
-        must.append({"multi_match": {"query": " ".join(phrase), "fields": fields, "type": "phrase"}})
+    for phrase in parsed.phrase_texts:
+        must.append({"multi_match": {"query": phrase, "fields": fields, "type": "phrase"}})
     for prefix in parsed.prefixes:
         must.append({"multi_match": {"query": prefix, "fields": fields, "type": "phrase_prefix"}})
     clause: dict[str, Any] = {"bool": {"must": must}}

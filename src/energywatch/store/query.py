@@ -18,6 +18,9 @@ class ParsedQuery:
     phrases: tuple[tuple[str, ...], ...] = ()
     excluded: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
+    # each phrase as the user wrote it: a backend that analyses text itself (Elasticsearch) must see
+    # "Jupiter's" as its analyzer indexed it, not as our tokenizer splits it
+    phrase_texts: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -31,6 +34,7 @@ def parse_query(text: str) -> ParsedQuery:
     phrases: list[tuple[str, ...]] = []
     excluded: list[str] = []
     prefixes: list[str] = []
+    phrase_texts: list[str] = []
     for match in _PARTS.finditer(text or ""):
         negated_phrase, phrase, negated, word = match.groups()
         if phrase is not None:
@@ -41,6 +45,7 @@ def parse_query(text: str) -> ParsedQuery:
                 words.append(tokens[0])
             elif tokens:
                 phrases.append(tokens)
+                phrase_texts.append(phrase)
             continue
         is_prefix = word.endswith("*")
         tokens = tokenize(normalize(word))
@@ -54,6 +59,7 @@ def parse_query(text: str) -> ParsedQuery:
         else:
             if len(tokens) > 1:
                 phrases.append(tuple(tokens))  # "Nord-Stream" is one phrase, not two loose words
+                phrase_texts.append(word)
             else:
                 words.extend(tokens)
-    return ParsedQuery(tuple(words), tuple(phrases), tuple(excluded), tuple(prefixes))
+    return ParsedQuery(tuple(words), tuple(phrases), tuple(excluded), tuple(prefixes), tuple(phrase_texts))
