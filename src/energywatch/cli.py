@@ -549,6 +549,30 @@ def es_setup(store: StoreOpt = None) -> None:
                   f"{', '.join(fallback) or 'none'}")
 
 
+@es_app.command("reindex")
+def es_reindex(
+    to_version: Annotated[int, typer.Option("--to-version", help="the new index version, e.g. 2")],
+    store: StoreOpt = None,
+) -> None:
+    """Copy every document into energywatch-documents-vN and swap the alias to it atomically."""
+    try:
+        settings = _settings(store=store)
+    except EnergywatchError as exc:
+        _fail(exc)
+    from energywatch.store.elasticsearch import ElasticsearchStore, client_from_url
+
+    try:
+        backend = ElasticsearchStore(client_from_url(settings.store))
+        try:
+            old, new, copied = backend.reindex(to_version)
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+    console.print(f"[green]reindexed:[/] {copied} document(s) from {old} to {new}; {backend.alias} → {new}. "
+                  f"{old} is kept: delete it once you have checked {new}.")
+
+
 @kibana_app.command("setup")
 def kibana_setup(
     kibana_url: Annotated[str, typer.Option("--kibana-url", envvar="ENERGYWATCH_KIBANA_URL", help="e.g. http://localhost:5601")],

@@ -227,3 +227,43 @@ def test_es_setup_command(elasticsearch_url: str) -> None:
         store = ElasticsearchStore.from_url(elasticsearch_url, replicas=0)
         store.drop_all()
         store.close()
+
+
+def test_reindex_to_a_new_version_swaps_the_alias(elasticsearch_url: str, prefix: str) -> None:
+    from store.test_contract import AR
+
+    store = ElasticsearchStore.from_url(elasticsearch_url, prefix=prefix, replicas=0)
+    try:
+        store.put_documents([RU, AR, EN])
+        old, new, copied = store.reindex(2)
+        assert (old, new, copied) == (f"{prefix}-documents-v1", f"{prefix}-documents-v2", 3)
+        aliases = store.client.indices.get_alias(name=store.alias)
+        assert list(aliases) == [new] and aliases[new]["aliases"][store.alias]["is_write_index"]
+        assert store.search(SearchQuery(text="Баку")).hits[0].document.id == RU.id
+        later = doc(90, title="after", text="written after the swap", lang="en")
+        store.put_documents([later])
+        store.client.indices.refresh(index=f"{old},{new}")
+        assert store.client.count(index=new)["count"] == 4 and store.client.count(index=old)["count"] == 3
+        with pytest.raises(StoreError, match="exists already"):
+            store.reindex(2)
+    finally:
+        store.close()
+
+
+def test_es_reindex_command(elasticsearch_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from energywatch.cli import app
+
+    store = ElasticsearchStore.from_url(elasticsearch_url, replicas=0)  # the CLI's own prefix
+    try:
+        store.put_documents([RU])
+        result = CliRunner().invoke(app, ["es", "reindex", "--to-version", "3", "--store", elasticsearch_url],
+                                    env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "1 document(s) from energywatch-documents-v1 to energywatch-documents-v3" in result.output
+        again = CliRunner().invoke(app, ["es", "reindex", "--to-version", "3", "--store", elasticsearch_url])
+        assert again.exit_code == 2 and "exists already" in again.output and "Traceback" not in again.output
+    finally:
+        store.drop_all()
+        store.close()

@@ -140,6 +140,53 @@ class ElasticsearchStore:
         """Before a batch's story lookups: make every document stored so far, by any process, visible."""
         self._refresh(self.alias, everyone=True)
 
+    def reindex(self, to_version: int) -> tuple[str, str, int]:
+        """Copy the documents into a new index version and swap the alias to it atomically.
+
+        For a mapping change Elasticsearch cannot apply in place. The copy runs on the client
+        (scan + bulk: servers without the reindex and data-stream modules, like the test distribution,
+        can do it too, and helpers.reindex asks the data-stream API first);
+        documents stored while it runs are copied again after the swap, and the old index is kept
+        until someone deletes it. Returns (old index, new index, documents copied).
+        """
+        new = f"{self.alias}-v{to_version}"
+        try:
+            current = [name for name, spec in self.client.indices.get_alias(name=self.alias).items()
+                       if spec["aliases"][self.alias].get("is_write_index", True)]
+            old = current[0]
+            if old == new or self.client.indices.exists(index=new):
+                raise StoreError(f"{new} exists already: pick a higher version (the alias points at {old})")
+            started = utcnow().isoformat()
+            self.client.indices.create(index=new)  # the template (energywatch-documents-v*) gives its mapping
+            self.client.indices.refresh(index=old)  # the scan reads what a refresh has made searchable
+            copied = self._copy(old, new, {"match_all": {}})
+            self.client.indices.update_aliases(actions=[
+                {"remove": {"index": old, "alias": self.alias}},
+                {"add": {"index": new, "alias": self.alias, "is_write_index": True}},
+            ])
+            # what ingest wrote to the old index while the copy ran
+            self.client.indices.refresh(index=old)
+            caught_up = self._copy(old, new, {"range": {"indexed_at": {"gte": started}}})
+        except (ApiError, TransportError) as exc:
+            raise _wrap(f"reindexing {self.alias}", exc) from exc
+        self._unrefreshed.add(self.alias)
+        return old, new, copied + caught_up
+
+    def _copy(self, source: str, target: str, query: dict[str, Any]) -> int:
+        """Copy the documents a query matches from one index to another; how many were written."""
+        count = 0
+
+        def actions() -> Iterator[dict[str, Any]]:
+            nonlocal count
+            for hit in helpers.scan(self.client, index=source, query={"query": query}, size=500):
+                count += 1
+                yield {"_index": target, "_id": hit["_id"], "_source": hit["_source"]}
+
+        failed = self._bulk(actions(), index=target)
+        if failed:
+            raise StoreError(f"{len(failed)} document(s) could not be copied to {target}: {self._bulk_problem}")
+        return count
+
     def _check_set_up(self) -> None:
         missing = [name for name in (self.alias, self.feeds_index, self.seen_index, self.alerts_index)
                    if not self.client.indices.exists(index=name)]
@@ -159,9 +206,8 @@ class ElasticsearchStore:
         except ApiError as exc:
             if exc.meta.status != 400:
                 raise
-            raise StoreError(f"the mapping of {self.alias} cannot be changed in place ({exc.message}): create "
-                             f"{self.alias}-v{INDEX_VERSION + 1}, reindex into it and swap the alias (README, "
-                             f"\"Re-indexing\")") from exc
+            raise StoreError(f"the mapping of {self.alias} cannot be changed in place ({exc.message}): run "
+                             "`energywatch es reindex --to-version N` with the next version number") from exc
 
     def _template_version(self) -> str | None:
         try:
