@@ -530,10 +530,10 @@ def es_setup(store: StoreOpt = None) -> None:
         _fail(exc)
     if not settings.store.startswith(("http://", "https://")):
         _fail(ConfigError(f"`es setup` needs an Elasticsearch store URL, not {settings.store.split(':', 1)[0]}:"))
-    from energywatch.store.elasticsearch import ElasticsearchStore, client_from_url
+    from energywatch.store.elasticsearch import ElasticsearchStore, client_from_url, index_prefix
 
     try:
-        backend = ElasticsearchStore(client_from_url(settings.store))
+        backend = ElasticsearchStore(client_from_url(settings.store), prefix=index_prefix(settings.store))
     except EnergywatchError as exc:
         _fail(exc)
     try:
@@ -559,10 +559,10 @@ def es_reindex(
         settings = _settings(store=store)
     except EnergywatchError as exc:
         _fail(exc)
-    from energywatch.store.elasticsearch import ElasticsearchStore, client_from_url
+    from energywatch.store.elasticsearch import ElasticsearchStore, client_from_url, index_prefix
 
     try:
-        backend = ElasticsearchStore(client_from_url(settings.store))
+        backend = ElasticsearchStore(client_from_url(settings.store), prefix=index_prefix(settings.store))
         try:
             old, new, copied = backend.reindex(to_version)
         finally:

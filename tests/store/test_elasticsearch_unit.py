@@ -127,9 +127,22 @@ def test_language_analyzers_detected_on_the_live_server(elasticsearch_url: str) 
         recorded = store.analyzers()
         assert {k: recorded[k] for k in detected} == detected
         assert recorded["std"] == "standard"
-        for suffix, analyzer in detected.items():  # each one recorded really analyses on this server
+        for analyzer in detected.values():  # each one recorded really analyses on this server
             assert client.indices.analyze(analyzer=analyzer, text="energy")["tokens"]
     finally:
         store.drop_all()
         store.close()
         client.close()
+
+
+def test_index_prefix_from_the_store_url() -> None:
+    import pytest
+
+    from energywatch.errors import StoreError
+    from energywatch.store.elasticsearch import client_options, index_prefix
+
+    assert index_prefix("http://u:p@es:9200") == "energywatch"
+    assert index_prefix("http://u:p@es:9200/?index_prefix=ew-staging") == "ew-staging"
+    assert client_options("http://u:p@es:9200/?index_prefix=ew-staging")["hosts"] == ["http://es:9200"]
+    with pytest.raises(StoreError, match="index_prefix 'Bad/Name'"):
+        index_prefix("http://es:9200/?index_prefix=Bad/Name")

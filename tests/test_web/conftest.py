@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from html import escape
 from pathlib import Path
@@ -12,7 +13,7 @@ from conftest import SHARED, article_html, rss
 from energywatch.config import Settings
 from energywatch.models import Feed
 from energywatch.pipeline import run
-from energywatch.store.sqlite import SQLiteStore
+from energywatch.store import open_store
 
 HOSTILE_TITLE = "<img src=x onerror=alert(1)>"
 PARAS = ["Drones attacked the gas pipeline compressor station overnight; NATO condemned the sabotage of energy "
@@ -26,10 +27,8 @@ def seed_page(path: Path) -> str:
             f"<h1>{escape(title)}</h1>" + "".join(f"<p>{escape(l)}</p>" for l in lines) + "</article></body></html>")
 
 
-@pytest.fixture(scope="session")
-def filled_store(make_httpserver, tmp_path_factory) -> Iterator[Path]:
-    """Path of a SQLite store holding the two seeds (when ../shared is there) and a hostile page."""
-    server = make_httpserver
+def _fill(server, store_url: str, folder: Path) -> None:
+    """Run the real pipeline over the seeds (when ../shared is there), a hostile page and a bad link."""
     items = []
     seeds = SHARED / "seeds"
     for name in ("000_7cdd14b6ffe0cde8.txt", "003_e931569a865d8ebe.txt"):
@@ -44,25 +43,48 @@ def filled_store(make_httpserver, tmp_path_factory) -> Iterator[Path]:
     items.append({"title": HOSTILE_TITLE, "link": server.url_for("/web/hostile"), "guid": "hostile"})
     items.append({"title": "javascript link", "link": "javascript:alert(2)", "guid": "js"})
     server.expect_request("/web.rss").respond_with_data(rss(items), content_type="application/rss+xml")
-    folder = tmp_path_factory.mktemp("web")
-    settings = Settings(store=f"sqlite:///{folder / 'web.db'}", allow_private_addresses=True, workers=1,
-                        alerts_file=folder / "none.yaml")
-    store = SQLiteStore(folder / "web.db")
+    settings = Settings(store=store_url, allow_private_addresses=True, workers=1, alerts_file=folder / "none.yaml")
+    store = open_store(store_url)
     try:
         run(settings, [Feed(id="web", name="Local <b>News</b>", url=server.url_for("/web.rss"))], store)
     finally:
         store.close()
     server.clear()
+
+
+@pytest.fixture(scope="session")
+def filled_store(make_httpserver, tmp_path_factory) -> Iterator[Path]:
+    """Path of a SQLite store filled by the pipeline (see _fill)."""
+    folder = tmp_path_factory.mktemp("web")
+    _fill(make_httpserver, f"sqlite:///{folder / 'web.db'}", folder)
     yield folder / "web.db"
 
 
-@pytest.fixture
-def client(filled_store: Path):
-    """FastAPI's test client over the filled store."""
+@pytest.fixture(scope="session")
+def filled_es_url(make_httpserver, tmp_path_factory, elasticsearch_url: str) -> Iterator[str]:
+    """The same, on the live Elasticsearch node: the store URL with its own index prefix."""
+    url = f"{elasticsearch_url}/?index_prefix=ew-web-{uuid.uuid4().hex[:8]}"
+    _fill(make_httpserver, url, tmp_path_factory.mktemp("web-es"))
+    store = open_store(url)
+    store.prepare_lookups()  # what the pipeline wrote is searchable for the web app's own store object
+    store.close()
+    yield url
+    store = open_store(url)
+    store.drop_all()
+    store.close()
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def client(request: pytest.FixtureRequest):
+    """FastAPI's test client over the filled store, embedded and on Elasticsearch."""
     from fastapi.testclient import TestClient
 
     from energywatch.web.app import create_app
 
-    app = create_app(Settings(store=f"sqlite:///{filled_store}"))
+    if request.param == "sqlite":
+        url = f"sqlite:///{request.getfixturevalue('filled_store')}"
+    else:
+        url = request.getfixturevalue("filled_es_url")
+    app = create_app(Settings(store=url))
     with TestClient(app) as test_client:
         yield test_client

@@ -9,16 +9,20 @@ from energywatch.store.base import Store
 
 
 def open_store(url: str) -> Store:
-    """Open the store a URL names: sqlite:///path (embedded default) or http(s)://… (Elasticsearch)."""
+    """Open the store a URL names: sqlite:///path (embedded default) or http(s)://… (Elasticsearch).
+
+    An Elasticsearch URL may name the indices' prefix, for several deployments on one cluster:
+    http://host:9200/?index_prefix=energywatch-staging (default "energywatch").
+    """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from energywatch.store.sqlite import SQLiteStore, sqlite_path
 
         return SQLiteStore(sqlite_path(url))
     if scheme in {"http", "https"}:
-        from energywatch.store.elasticsearch import ElasticsearchStore
+        from energywatch.store.elasticsearch import ElasticsearchStore, index_prefix
 
-        return ElasticsearchStore.from_url(url)
+        return ElasticsearchStore.from_url(url, prefix=index_prefix(url))
     raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path/to/file.db or http(s)://host:9200")
 
 

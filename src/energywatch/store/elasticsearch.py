@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from elasticsearch import (
     ApiError, AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError, TransportError, helpers,
@@ -594,6 +595,20 @@ def client_options(url: str, environ: dict[str, str] | None = None) -> dict[str,
     if env.get("ENERGYWATCH_ES_CA_CERTS"):
         options["ca_certs"] = env["ENERGYWATCH_ES_CA_CERTS"]
     return options
+
+
+_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,60}$")
+
+
+def index_prefix(url: str) -> str:
+    """The index prefix a store URL names (?index_prefix=…), "energywatch" when it names none."""
+    values = parse_qs(urlsplit(url).query).get("index_prefix")
+    if not values:
+        return "energywatch"
+    if not _PREFIX.match(values[-1]):
+        raise StoreError(f"index_prefix {values[-1]!r} in the store URL: use lower-case letters, digits, - and _ "
+                         "(Elasticsearch index names)")
+    return values[-1]
 
 
 def client_from_url(url: str) -> Elasticsearch:
