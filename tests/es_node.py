@@ -127,12 +127,20 @@ class Node:
     http_port: int
     process: subprocess.Popen
     home: Path
+    command: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
 
     def log(self, tail: int = 4000) -> str:
         logs = sorted((self.home / "logs").glob("*.log"))
         return "\n".join(p.read_text(errors="replace")[-tail:] for p in logs[-2:]) or "(no log)"
 
-    def stop(self, timeout: float = 60) -> list[str]:
+    def restart(self, timeout: float = 180) -> None:
+        """Start the stopped node again, on the same data and ports (a node coming back)."""
+        assert self.process.poll() is not None, "the node is still running"
+        self.process = _launch(list(self.command), self.env or {}, self.home)
+        _wait(self, timeout)
+
+    def stop(self, timeout: float = 60, *, keep_data: bool = False) -> list[str]:
         """Stop the node (SIGTERM to its process group); what was left behind, if anything."""
         problems = []
         if self.process.poll() is None:
@@ -151,7 +159,8 @@ class Node:
                     os.kill(int(p.name), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        shutil.rmtree(self.home, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.home, ignore_errors=True)
         return problems
 
 
@@ -203,21 +212,32 @@ def start_node(*, heap: str = "512m", timeout: float = 180, extra_settings: dict
                    *command]
     else:
         command = ["setpriv", "--pdeathsig=TERM", "--", *command]
-    with (home / "stdout.log").open("ab") as out:
-        process = subprocess.Popen(command, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    process = _launch(command, env, home)
     node = Node(url=f"http://{USER}:{PASSWORD}@127.0.0.1:{http_port}", http_port=http_port, process=process,
-                home=home)
+                home=home, command=tuple(command), env=env)
+    _wait(node, timeout)
+    return node
+
+
+def _launch(command: list[str], env: dict[str, str], home: Path) -> subprocess.Popen:
+    with (home / "stdout.log").open("ab") as out:
+        return subprocess.Popen(command, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait(node: Node, timeout: float) -> None:
+    """Until the node answers with a green or yellow cluster; a clear error with its log otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = (home / "stdout.log").read_text(errors="replace")[-3000:]
+        if node.process.poll() is not None:
+            log = (node.home / "stdout.log").read_text(errors="replace")[-3000:]
             node.stop()
-            raise RuntimeError(f"Elasticsearch exited with {process.returncode} during start-up:\n{log}")
+            raise RuntimeError(f"Elasticsearch exited with {node.process.returncode} during start-up:\n{log}")
         try:
-            health = httpx.get(f"http://127.0.0.1:{http_port}/_cluster/health", auth=(USER, PASSWORD), timeout=5)
+            health = httpx.get(f"http://127.0.0.1:{node.http_port}/_cluster/health", auth=(USER, PASSWORD),
+                               timeout=5)
             if health.status_code == 200 and health.json()["status"] in {"green", "yellow"}:
-                return node
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
