@@ -252,9 +252,7 @@ def stats(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     ]:
         table.add_row(name, str(value))
     if result.analyzers:
-        fallback = sorted(lang for lang, analyzer in result.analyzers.items() if analyzer == "standard")
-        table.add_row("text analysis", f"{len(result.analyzers) - len(fallback)} language analyzers; standard "
-                      f"(no stemming) for {', '.join(fallback) or 'none'}")
+        table.add_row("text analysis", _analysis(result.analyzers, "language analyzers"))
     console.print(table)
 
 
@@ -517,6 +515,26 @@ def alerts_history(limit: Annotated[int, typer.Option("--limit", min=1, max=1000
     console.print(table)
 
 
+def _analysis(analyzers: dict[str, str], counted: str) -> str:
+    from energywatch.store.es_mapping import analyzer_summary
+
+    stemmed, fallback = analyzer_summary(analyzers)
+    return f"{len(stemmed)} {counted}; standard (no stemming) for {', '.join(fallback) or 'none'}"
+
+
+def _es_store(store: str | None, command: str) -> Any:
+    """The Elasticsearch store the settings name, opened (set up or migrated on the way); exits on errors."""
+    from energywatch.store import open_store
+
+    try:
+        settings = _settings(store=store)
+        if not settings.store.startswith(("http://", "https://")):
+            raise ConfigError(f"`es {command}` needs an Elasticsearch store URL, not {settings.store.split(':', 1)[0]}:")
+        return open_store(settings.store)
+    except EnergywatchError as exc:
+        _fail(exc)
+
+
 @es_app.command("setup")
 def es_setup(store: StoreOpt = None) -> None:
     """Create or migrate the index template, the documents index and its alias, and the state indices.
@@ -524,29 +542,16 @@ def es_setup(store: StoreOpt = None) -> None:
     Run it once as an administrator, and again after an upgrade; ingest, alerts and the web UI then
     work with users that may only read and write (see README, "Production").
     """
-    try:
-        settings = _settings(store=store)
-    except EnergywatchError as exc:
-        _fail(exc)
-    if not settings.store.startswith(("http://", "https://")):
-        _fail(ConfigError(f"`es setup` needs an Elasticsearch store URL, not {settings.store.split(':', 1)[0]}:"))
-    from energywatch.store.elasticsearch import ElasticsearchStore, client_from_url, index_prefix
-
-    try:
-        backend = ElasticsearchStore(client_from_url(settings.store), prefix=index_prefix(settings.store))
-    except EnergywatchError as exc:
-        _fail(exc)
+    backend = _es_store(store, "setup")
     try:
         analyzers = backend.analyzers()
     except EnergywatchError as exc:
         _fail(exc)
     finally:
         backend.close()
-    fallback = sorted(k for k, v in analyzers.items() if v == "standard" and k != "std")
     console.print(f"[green]ready:[/] {backend.alias} → {backend.index}, {backend.feeds_index}, {backend.seen_index}, "
                   f"{backend.alerts_index}")
-    console.print(f"language analyzers: {len(analyzers) - len(fallback) - 1} built in; standard (no stemming) for "
-                  f"{', '.join(fallback) or 'none'}")
+    console.print(f"language analyzers: {_analysis(analyzers, 'built in')}")
 
 
 @es_app.command("reindex")
@@ -555,20 +560,13 @@ def es_reindex(
     store: StoreOpt = None,
 ) -> None:
     """Copy every document into energywatch-documents-vN and swap the alias to it atomically."""
+    backend = _es_store(store, "reindex")
     try:
-        settings = _settings(store=store)
+        old, new, copied = backend.reindex(to_version)
     except EnergywatchError as exc:
         _fail(exc)
-    from energywatch.store.elasticsearch import ElasticsearchStore, client_from_url, index_prefix
-
-    try:
-        backend = ElasticsearchStore(client_from_url(settings.store), prefix=index_prefix(settings.store))
-        try:
-            old, new, copied = backend.reindex(to_version)
-        finally:
-            backend.close()
-    except EnergywatchError as exc:
-        _fail(exc)
+    finally:
+        backend.close()
     console.print(f"[green]reindexed:[/] {copied} document(s) from {old} to {new}; {backend.alias} → {new}. "
                   f"{old} is kept: delete it once you have checked {new}.")
 

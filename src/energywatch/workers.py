@@ -65,19 +65,18 @@ class _WorkerProcess(mp_context.ForkServerProcess):
 
     def start(self) -> None:
         """Start the worker, also from a process forked from a Celery worker (Airflow's CeleryExecutor)."""
-        current = mp_process.current_process()
+        config = mp_process.current_process()._config  # noqa: SLF001 (neither flag has a public setter that keeps the stdlib type)
         # Celery's prefork pool (billiard) leaves its own AuthenticationString in the process's config,
         # which Airflow's task process inherits by fork; the stdlib refuses to pickle that type for a
         # child ("Pickling an AuthenticationString object is disallowed"). Same key, stdlib type:
-        key = current._config.get("authkey")  # noqa: SLF001 (set directly: billiard's setter wraps it again)
+        key = config.get("authkey")  # set directly: billiard's setter would wrap it in its own type again
         if key is not None and type(key) is not mp_process.AuthenticationString:
-            current._config["authkey"] = mp_process.AuthenticationString(bytes(key))  # noqa: SLF001
-        self._config["authkey"] = current._config.get("authkey")  # noqa: SLF001
+            config["authkey"] = mp_process.AuthenticationString(bytes(key))
+        self._config["authkey"] = config.get("authkey")
         # The pool also marks its processes daemonic, a mark the task process inherits too, and then
         # multiprocessing refuses every child ("daemonic processes are not allowed to have children").
         # The mark exists so that a daemon's children are not left behind; ours end with the pool at
         # the end of each run, and a worker whose parent dies reads end-of-file on its queue and exits.
-        config = current._config  # noqa: SLF001 (the flag has no public setter)
         if not config.get("daemon"):
             super().start()
             return

@@ -41,14 +41,16 @@ _BULK_BYTES = 5 * 1024 * 1024
 MAX_RESULT_WINDOW = 10_000  # index.max_result_window's default: from + size beyond it is refused
 
 
+_PRIVILEGES = ("ingest needs read, write, maintenance and view_index_metadata on the energywatch indices, "
+               "set-up (`energywatch es setup`) an administrator")
+
+
 def _wrap(action: str, exc: Exception) -> StoreError:
     if isinstance(exc, AuthenticationException):
         return StoreError(f"Elasticsearch refused the credentials ({action}, HTTP 401): check the user and password "
                           "in the store URL, or ENERGYWATCH_ES_API_KEY")
     if isinstance(exc, AuthorizationException):
-        return StoreError(f"the Elasticsearch user may not do this ({action}, HTTP 403: {exc.message}); ingest needs "
-                          "read, write, maintenance and view_index_metadata on the energywatch indices, set-up "
-                          "(`energywatch es setup`) an administrator")
+        return StoreError(f"the Elasticsearch user may not do this ({action}, HTTP 403: {exc.message}); {_PRIVILEGES}")
     if isinstance(exc, TransportError) or (isinstance(exc, ApiError) and exc.meta.status in (429, 502, 503, 504)):
         return StoreUnavailable(f"Elasticsearch {action} failed, retry later: {exc}")
     return StoreError(f"Elasticsearch {action} failed: {exc}")
@@ -541,8 +543,7 @@ def _item_problem(result: dict[str, Any]) -> str:
     error = result.get("error") or {}
     reason = error.get("reason", error) if isinstance(error, dict) else error
     if result.get("status") == 403:
-        return (f"the Elasticsearch user may not do this (HTTP 403: {reason}); ingest needs read, write, "
-                "maintenance and view_index_metadata on the energywatch indices")
+        return f"the Elasticsearch user may not do this (HTTP 403: {reason}); {_PRIVILEGES}"
     return f"HTTP {result.get('status')}: {reason}"
 
 

@@ -24,6 +24,11 @@ STANDARD = "std"
 # Lucene refuses a term over 32,766 bytes, and with it the whole document; longer keyword values (a
 # 40 kB GUID, a feed's run-away author list) are kept in _source and left out of the index instead
 MAX_KEYWORD = 8191
+
+
+def _keyword() -> Keyword:
+    """Every keyword field of energywatch's indices: one too long to index is kept, not refused."""
+    return Keyword(ignore_above=MAX_KEYWORD)
 TEXT_SUFFIXES = (*sorted(set(ANALYZERS)), STANDARD)
 
 
@@ -34,17 +39,17 @@ def text_suffix(language: str | None) -> str:
 
 class RelevanceDoc(InnerDoc):
     score = Float()
-    label = Keyword(ignore_above=MAX_KEYWORD)
-    themes = Keyword(ignore_above=MAX_KEYWORD)
+    label = _keyword()
+    themes = _keyword()
     # evidence is kept for display and `explain`, never searched: stored in _source, not indexed
     evidence = Object(enabled=False)
 
 
 class EntitiesDoc(InnerDoc):
-    countries = Keyword(ignore_above=MAX_KEYWORD)
-    organizations = Keyword(ignore_above=MAX_KEYWORD)
-    infrastructure = Keyword(ignore_above=MAX_KEYWORD)
-    people = Keyword(ignore_above=MAX_KEYWORD)
+    countries = _keyword()
+    organizations = _keyword()
+    infrastructure = _keyword()
+    people = _keyword()
 
 
 def _language_fields() -> dict[str, Any]:
@@ -57,32 +62,32 @@ def _language_fields() -> dict[str, Any]:
 
 
 class _DocumentBase(DslDocument):
-    id = Keyword(ignore_above=MAX_KEYWORD)
+    id = _keyword()
     url = Keyword(index=False)
-    canonical_url = Keyword(ignore_above=MAX_KEYWORD)
-    domain = Keyword(ignore_above=MAX_KEYWORD)
-    feed_id = Keyword(ignore_above=MAX_KEYWORD)
-    source = Keyword(ignore_above=MAX_KEYWORD)
-    source_country = Keyword(ignore_above=MAX_KEYWORD)
-    guid = Keyword(ignore_above=MAX_KEYWORD)
+    canonical_url = _keyword()
+    domain = _keyword()
+    feed_id = _keyword()
+    source = _keyword()
+    source_country = _keyword()
+    guid = _keyword()
     summary = Text(index=False)
-    authors = Keyword(ignore_above=MAX_KEYWORD)
+    authors = _keyword()
     published_at = Date()
     # published_at, else fetched_at: a date every document has, for Kibana's time field
     dated_at = Date()
-    date_source = Keyword(ignore_above=MAX_KEYWORD)
+    date_source = _keyword()
     fetched_at = Date()
     indexed_at = Date()
-    language = Keyword(ignore_above=MAX_KEYWORD)
+    language = _keyword()
     language_confidence = Float()
-    extraction = Keyword(ignore_above=MAX_KEYWORD)
+    extraction = _keyword()
     warnings = Keyword(index=False)
     relevance = Object(RelevanceDoc)
     entities = Object(EntitiesDoc)
-    story_id = Keyword(ignore_above=MAX_KEYWORD)
-    duplicate_of = Keyword(ignore_above=MAX_KEYWORD)
-    content_hash = Keyword(ignore_above=MAX_KEYWORD)
-    lsh_bands = Keyword(ignore_above=MAX_KEYWORD)
+    story_id = _keyword()
+    duplicate_of = _keyword()
+    content_hash = _keyword()
+    lsh_bands = _keyword()
 
     class Meta:
         # a typo in a field name must fail loudly, not create a new unmapped field
@@ -94,18 +99,18 @@ DocumentMapping = type("DocumentMapping", (_DocumentBase,), _language_fields())
 
 
 class FeedStateMapping(DslDocument):
-    feed_id = Keyword(ignore_above=MAX_KEYWORD)
+    feed_id = _keyword()
     updated_at = Date()
     state = Object(enabled=False)
 
 
 class AlertMapping(DslDocument):
     # a sort key: Elasticsearch 8+ refuses to sort on _id (no fielddata for it by default)
-    id = Keyword(ignore_above=MAX_KEYWORD)
-    rule = Keyword(ignore_above=MAX_KEYWORD)
-    channel = Keyword(ignore_above=MAX_KEYWORD)
-    status = Keyword(ignore_above=MAX_KEYWORD)
-    story_id = Keyword(ignore_above=MAX_KEYWORD)
+    id = _keyword()
+    rule = _keyword()
+    channel = _keyword()
+    status = _keyword()
+    story_id = _keyword()
     created_at = Date()
     due_at = Date()
     next_attempt_at = Date()
@@ -117,9 +122,9 @@ class AlertMapping(DslDocument):
 
 
 class SeenMapping(DslDocument):
-    feed_id = Keyword(ignore_above=MAX_KEYWORD)
-    guid = Keyword(ignore_above=MAX_KEYWORD)
-    doc_id = Keyword(ignore_above=MAX_KEYWORD)
+    feed_id = _keyword()
+    guid = _keyword()
+    doc_id = _keyword()
 
 
 def document_mappings(analyzers: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -130,6 +135,13 @@ def document_mappings(analyzers: Mapping[str, str] | None = None) -> dict[str, A
         for field in (f"title_{suffix}", f"text_{suffix}"):
             mapping["properties"][field]["analyzer"] = analyzer
     return mapping
+
+
+def analyzer_summary(analyzers: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(languages with their own analyzer, languages falling back to standard) of a recorded choice;
+    the shared `std` fields, standard by design, are in neither."""
+    languages = sorted(k for k in analyzers if k != STANDARD)
+    return ([k for k in languages if analyzers[k] != "standard"], [k for k in languages if analyzers[k] == "standard"])
 
 
 def state_mappings() -> dict[str, dict[str, Any]]:
