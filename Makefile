@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 
-.PHONY: run test install install-test bench serve clean system-test-deps
+.PHONY: run test install install-test bench bench-stores serve clean system-test-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/pipeline_throughput.py
 	$(BIN)/python benchmarks/enrich_speed.py
 	$(BIN)/python benchmarks/alert_latency.py
+
+bench-stores: $(VENV)/.installed
+	$(BIN)/python benchmarks/store_compare.py
 
 serve: $(VENV)/.installed
 	$(BIN)/energywatch serve

@@ -175,21 +175,49 @@ def _in_group(proc: Path, pgid: int) -> bool:
 
 def start_node(*, heap: str = "512m", timeout: float = 180, extra_settings: dict[str, str] | None = None) -> Node:
     """Start one single-node cluster on free loopback ports and wait until it answers."""
+    http_port, transport_port = free_port(), free_port()
+    node = _start(http_port, {"node.name": "node-1", "cluster.name": "energywatch-test", "http.port": str(http_port),
+                              "transport.port": str(transport_port), "discovery.type": "single-node",
+                              **(extra_settings or {})}, heap=heap)
+    _wait(node, timeout)
+    return node
+
+
+def start_cluster(size: int = 3, *, heap: str = "384m", timeout: float = 300) -> list[Node]:
+    """Start a cluster of `size` master-eligible nodes on loopback; wait until every node has joined."""
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    names = [f"node-{i + 1}" for i in range(size)]
+    common = {"cluster.name": f"energywatch-cluster-{ports[0][0]}",
+              "discovery.seed_hosts": "[" + ", ".join(f'"127.0.0.1:{t}"' for _, t in ports) + "]",
+              "cluster.initial_master_nodes": "[" + ", ".join(f'"{n}"' for n in names) + "]"}
+    nodes: list[Node] = []
+    try:
+        for name, (http_port, transport_port) in zip(names, ports):
+            nodes.append(_start(http_port, {"node.name": name, "http.port": str(http_port),
+                                            "transport.port": str(transport_port), **common}, heap=heap))
+        for node in nodes:
+            _wait(node, timeout, nodes=size)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes
+
+
+def _start(http_port: int, node_settings: dict[str, str], *, heap: str) -> Node:
+    """Configure a node in a directory of its own and launch it (not waiting for it)."""
     java = find_java()
     dist = fetch_distribution()
     home = Path(tempfile.mkdtemp(prefix="energywatch-es-node-"))
     config = home / "config"
     shutil.copytree(dist / "config", config)
-    http_port, transport_port = free_port(), free_port()
     settings = {
-        "cluster.name": "energywatch-test", "node.name": "node-1", "path.data": str(home / "data"),
-        "path.logs": str(home / "logs"), "network.host": "127.0.0.1", "http.port": str(http_port),
-        "transport.port": str(transport_port), "discovery.type": "single-node",
+        "path.data": str(home / "data"), "path.logs": str(home / "logs"), "network.host": "127.0.0.1",
         "xpack.security.enabled": "true", "xpack.security.http.ssl.enabled": "false",
         "xpack.security.transport.ssl.enabled": "false", "action.destructive_requires_name": "true",
         # a test machine's disk is often fuller than Elasticsearch's default watermarks allow
         "cluster.routing.allocation.disk.threshold_enabled": "false",
-        **(extra_settings or {}),
+        **node_settings,
     }
     (config / "elasticsearch.yml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()), encoding="utf-8")
     env = {"PATH": "/usr/bin:/bin", "ES_JAVA_HOME": str(java), "ES_PATH_CONF": str(config),
@@ -213,10 +241,8 @@ def start_node(*, heap: str = "512m", timeout: float = 180, extra_settings: dict
     else:
         command = ["setpriv", "--pdeathsig=TERM", "--", *command]
     process = _launch(command, env, home)
-    node = Node(url=f"http://{USER}:{PASSWORD}@127.0.0.1:{http_port}", http_port=http_port, process=process,
+    return Node(url=f"http://{USER}:{PASSWORD}@127.0.0.1:{http_port}", http_port=http_port, process=process,
                 home=home, command=tuple(command), env=env)
-    _wait(node, timeout)
-    return node
 
 
 def _launch(command: list[str], env: dict[str, str], home: Path) -> subprocess.Popen:
@@ -225,8 +251,8 @@ def _launch(command: list[str], env: dict[str, str], home: Path) -> subprocess.P
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def _wait(node: Node, timeout: float) -> None:
-    """Until the node answers with a green or yellow cluster; a clear error with its log otherwise."""
+def _wait(node: Node, timeout: float, *, nodes: int = 1) -> None:
+    """Until the node answers with a green or yellow cluster of `nodes` nodes; a clear error with its log otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if node.process.poll() is not None:
@@ -234,8 +260,8 @@ def _wait(node: Node, timeout: float) -> None:
             node.stop()
             raise RuntimeError(f"Elasticsearch exited with {node.process.returncode} during start-up:\n{log}")
         try:
-            health = httpx.get(f"http://127.0.0.1:{node.http_port}/_cluster/health", auth=(USER, PASSWORD),
-                               timeout=5)
+            health = httpx.get(f"http://127.0.0.1:{node.http_port}/_cluster/health",
+                               params={"wait_for_nodes": str(nodes), "timeout": "2s"}, auth=(USER, PASSWORD), timeout=5)
             if health.status_code == 200 and health.json()["status"] in {"green", "yellow"}:
                 return
         except httpx.HTTPError:

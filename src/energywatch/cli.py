@@ -21,6 +21,7 @@ from energywatch.config import Settings, load_feeds, load_settings
 from energywatch.errors import ConfigError, EnergywatchError
 from energywatch.models import Feed, RunSummary, SearchQuery, SearchResult
 from energywatch.snippets import Snippet, render_marked
+from energywatch.store import redact
 from energywatch.timeparse import parse_since
 
 app = typer.Typer(help="Multilingual news monitoring for energy security.", no_args_is_help=True,
@@ -156,17 +157,7 @@ def _print_summary(s: RunSummary, settings: Settings) -> None:
         console.print(failures)
         if len(s.failures) > 50:
             console.print(f"… and {len(s.failures) - 50} more (use --json for all)")
-    console.print(f"store: {escape(_redact(settings.store))}")
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    console.print(f"store: {escape(redact(settings.store))}")
 
 
 @app.command()
@@ -357,7 +348,7 @@ def explain(
         finally:
             backend.close()
         if doc is None:
-            raise ConfigError(f"{target} is not in the store {_redact(settings.store)}: give a stored document's id "
+            raise ConfigError(f"{target} is not in the store {redact(settings.store)}: give a stored document's id "
                               "or URL (see `energywatch search --json`)")
         result = enrich(doc.title, doc.text, doc.language,
                         profile_path=str(settings.profile_file) if settings.profile_file else None)
@@ -540,10 +531,15 @@ def es_setup(store: StoreOpt = None) -> None:
     """Create or migrate the index template, the documents index and its alias, and the state indices.
 
     Run it once as an administrator, and again after an upgrade; ingest, alerts and the web UI then
-    work with users that may only read and write (see README, "Production").
+    work with users that may only read and write (see README, "Production"). A store URL with
+    ?shards=N&replicas=N sets the indices' layout (replicas=0 on a single node).
     """
+    from energywatch.store.elasticsearch import index_layout
+
     backend = _es_store(store, "setup")
     try:
+        layout = index_layout(_settings(store=store).store)
+        notes = backend.apply_layout() if layout else []
         analyzers = backend.analyzers()
     except EnergywatchError as exc:
         _fail(exc)
@@ -551,6 +547,10 @@ def es_setup(store: StoreOpt = None) -> None:
         backend.close()
     console.print(f"[green]ready:[/] {backend.alias} → {backend.index}, {backend.feeds_index}, {backend.seen_index}, "
                   f"{backend.alerts_index}")
+    if layout:
+        console.print("layout: " + ", ".join(f"{name} {value}" for name, value in layout.items()))
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"language analyzers: {_analysis(analyzers, 'built in')}")
 
 
@@ -632,7 +632,7 @@ def serve(
         application = create_app(settings)
     except (EnergywatchError, ValueError) as exc:
         _fail(exc)
-    console.print(f"energywatch UI on http://{host}:{port}/ (store {escape(_redact(settings.store))}); Ctrl-C stops it")
+    console.print(f"energywatch UI on http://{host}:{port}/ (store {escape(redact(settings.store))}); Ctrl-C stops it")
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 

@@ -218,11 +218,24 @@ def test_es_setup_command(elasticsearch_url: str) -> None:
 
     from energywatch.cli import app
 
-    result = CliRunner().invoke(app, ["es", "setup", "--store", elasticsearch_url], env={"COLUMNS": "200"})
+    url = f"{elasticsearch_url}/?shards=2&replicas=0"  # a single node: no replica, else yellow for ever
+    result = CliRunner().invoke(app, ["es", "setup", "--store", url], env={"COLUMNS": "200"})
     try:
         assert result.exit_code == 0, result.output
         assert "ready:" in result.output and "energywatch-documents → energywatch-documents-v1" in result.output
-        assert "language analyzers:" in result.output
+        assert "language analyzers:" in result.output and "layout: shards 2, replicas 0" in result.output
+        client = client_from_url(elasticsearch_url)
+        index = client.indices.get_settings(index="energywatch-documents-v1")["energywatch-documents-v1"]["settings"]
+        assert (index["index"]["number_of_shards"], index["index"]["number_of_replicas"]) == ("2", "0")
+        assert client.cluster.health(index="energywatch-*", timeout="30s", wait_for_status="green")["status"] == "green"
+        # run again on the live indices: replicas change in place, the shard count waits for a reindex
+        again = CliRunner().invoke(app, ["es", "setup", "--store", f"{elasticsearch_url}/?shards=1&replicas=1"],
+                                   env={"COLUMNS": "200"})
+        assert again.exit_code == 0, again.output
+        assert "keeps its 2 shard(s): the next index version gets 1" in again.output
+        replicas = client.indices.get_settings(index="energywatch-*", name="index.number_of_replicas")
+        assert {v["settings"]["index"]["number_of_replicas"] for v in replicas.values()} == {"1"}
+        client.close()
     finally:
         store = ElasticsearchStore.from_url(elasticsearch_url, replicas=0)
         store.drop_all()

@@ -29,7 +29,7 @@ def test_mapping_is_strict_with_per_language_analyzers() -> None:
     mapping = document_mappings()
     props = mapping["properties"]
     assert mapping["dynamic"] == "strict"
-    assert props["text_ru"] == {"analyzer": "russian", "term_vector": "with_positions_offsets", "type": "text"}
+    assert props["text_ru"] == {"analyzer": "russian", "index_options": "offsets", "type": "text"}
     assert props["title_ar"]["analyzer"] == "arabic" and props["text_en"]["analyzer"] == "english"
     assert props["text_std"]["analyzer"] == "standard"  # Ukrainian, Azerbaijani, Polish: no built-in analyzer
     for keyword in ("language", "feed_id", "source", "story_id", "lsh_bands", "content_hash"):
@@ -114,6 +114,23 @@ def test_client_options_from_url() -> None:
         client_options("sqlite:///x.db", environ={})
 
 
+def test_a_cluster_s_nodes_in_one_store_url() -> None:
+    from energywatch.store import redact
+
+    url = "http://writer:p%40ss@es1:9201,es2,[::1]:9203/?index_prefix=ew-prod"
+    options = client_options(url, environ={})
+    assert options["hosts"] == ["http://es1:9201", "http://es2:9200", "http://[::1]:9203"]
+    assert options["basic_auth"] == ("writer", "p@ss")
+    assert redact(url) == "http://writer:***@es1:9201,es2,[::1]:9203/?index_prefix=ew-prod"
+    assert redact("sqlite:///x.db") == "sqlite:///x.db" and redact("http://es:9200") == "http://es:9200"
+    twice = client_options("http://es1:9200,es1,es2:9200", environ={})["hosts"]
+    assert twice == ["http://es1:9200", "http://es2:9200"]  # the client refuses a node named twice
+    with pytest.raises(StoreError, match="node 'es2:nine'"):
+        client_options("http://es1:9200,es2:nine", environ={})
+    with pytest.raises(StoreError, match="several nodes"):
+        client_options("http://u:p@,/", environ={})
+
+
 def test_language_analyzers_detected_on_the_live_server(elasticsearch_url: str) -> None:
     """The template names only analyzers the server has; the choice is in the index's _meta."""
     import uuid
@@ -146,3 +163,13 @@ def test_index_prefix_from_the_store_url() -> None:
     assert client_options("http://u:p@es:9200/?index_prefix=ew-staging")["hosts"] == ["http://es:9200"]
     with pytest.raises(StoreError, match="index_prefix 'Bad/Name'"):
         index_prefix("http://es:9200/?index_prefix=Bad/Name")
+
+
+def test_index_layout_from_the_store_url() -> None:
+    from energywatch.store.elasticsearch import index_layout
+
+    assert index_layout("http://es:9200") == {}
+    assert index_layout("http://es:9200/?index_prefix=x&shards=3&replicas=0") == {"shards": 3, "replicas": 0}
+    for bad in ("shards=0", "replicas=-1", "replicas=two"):
+        with pytest.raises(StoreError, match="whole number"):
+            index_layout(f"http://es:9200/?{bad}")

@@ -195,13 +195,35 @@ def test_webhook_connection_in_each_form_users_write(form: str, expected: str) -
     assert webhook_url(conn) == expected
 
 
+def test_a_store_connection_naming_a_cluster_s_nodes() -> None:
+    """The JSON form of a connection (Airflow's URI form cannot hold several hosts) gives every node."""
+    from airflow.sdk import Connection
+
+    from energywatch.store.elasticsearch import client_options, index_prefix
+
+    conn = Connection.from_json('{"conn_type": "http", "host": "es1:9200,es2:9200,es3:9200", "login": "ingest", '
+                                '"password": "p@ss:w", "extra": {"index_prefix": "ew-prod"}}', conn_id="energywatch_store")
+    options = client_options(conn.get_uri(), environ={})
+    assert options["hosts"] == ["http://es1:9200", "http://es2:9200", "http://es3:9200"]
+    assert options["basic_auth"] == ("ingest", "p@ss:w") and index_prefix(conn.get_uri()) == "ew-prod"
+
+
 def test_ingest_and_alerts_dags_on_elasticsearch(dagbag, httpserver: HTTPServer, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch, elasticsearch_url: str) -> None:
-    """The production path: the DAGs' tasks store into and deliver from a live Elasticsearch node."""
+    """The production path: the DAGs' tasks store into and deliver from a live Elasticsearch node.
+
+    The store comes from the energywatch_store connection, in the JSON form that can list a cluster's
+    nodes (here the one node under two names)."""
+    from urllib.parse import urlsplit
+
     from energywatch.store.elasticsearch import ElasticsearchStore
 
     received = _serve_with_webhook(httpserver, tmp_path, monkeypatch)
-    monkeypatch.setenv("ENERGYWATCH_STORE", elasticsearch_url)
+    monkeypatch.setenv("ENERGYWATCH_STORE", "sqlite:///nowhere/not-this-one.db")
+    node = urlsplit(elasticsearch_url)
+    monkeypatch.setenv("AIRFLOW_CONN_ENERGYWATCH_STORE", json.dumps({
+        "conn_type": "http", "host": f"localhost:{node.port},{node.hostname}:{node.port}",
+        "login": node.username, "password": node.password}))
     store = ElasticsearchStore.from_url(elasticsearch_url)
     try:
         ingest = dagbag.get_dag("energywatch_ingest")

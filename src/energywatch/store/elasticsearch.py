@@ -113,7 +113,8 @@ class ElasticsearchStore:
                 self._migrate_mapping(body["template"]["mappings"])
             for suffix, mappings in state_mappings().items():
                 index = f"{self.prefix}-{suffix}"
-                if not self._create(index, mappings=mappings) and outdated:
+                if not self._create(index, mappings=mappings,
+                                    settings={"number_of_replicas": self._settings["replicas"]}) and outdated:
                     # additive, as for the documents: e.g. the outbox's id field, which it is sorted on
                     self.client.indices.put_mapping(index=index, properties=mappings["properties"])
         except (ApiError, TransportError) as exc:
@@ -189,6 +190,30 @@ class ElasticsearchStore:
         if failed:
             raise StoreError(f"{len(failed)} document(s) could not be copied to {target}: {self._bulk_problem}")
         return count
+
+    def apply_layout(self) -> list[str]:
+        """Give the template and the live indices this store's shards and replicas; what could not change.
+
+        Replicas change in place; a live index keeps its number of shards, which the next index
+        version (`energywatch es reindex`) takes from the template.
+        """
+        notes = []
+        try:
+            analyzers = available_analyzers(self.client)
+            body = template_body(f"{self.alias}-v*", **self._settings, analyzers=analyzers)
+            self.client.indices.put_index_template(name=self.alias, **body)
+            indices = [self.alias, self.feeds_index, self.seen_index, self.alerts_index]
+            self.client.indices.put_settings(index=",".join(indices),
+                                             settings={"number_of_replicas": self._settings["replicas"]})
+            live = self.client.indices.get_settings(index=self.alias, name="index.number_of_shards")
+            for index, found in live.items():
+                shards = int(found["settings"]["index"]["number_of_shards"])
+                if shards != self._settings["shards"]:
+                    notes.append(f"{index} keeps its {shards} shard(s): the next index version gets "
+                                 f"{self._settings['shards']} (`energywatch es reindex --to-version N`)")
+        except (ApiError, TransportError) as exc:
+            raise _wrap("changing the index layout", exc) from exc
+        return notes
 
     def _check_set_up(self) -> None:
         missing = [name for name in (self.alias, self.feeds_index, self.seen_index, self.alerts_index)
@@ -580,22 +605,43 @@ def _alerts_from(response: Any) -> list[Alert]:
 
 
 def client_options(url: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """Elasticsearch client options from a store URL plus ENERGYWATCH_ES_API_KEY / _CA_CERTS."""
+    """Elasticsearch client options from a store URL plus ENERGYWATCH_ES_API_KEY / _CA_CERTS.
+
+    A cluster's nodes may be listed comma-separated (http://user:pass@es1:9200,es2:9200,es3:9200): the
+    client spreads requests over them and retries a request on another node when one is unreachable.
+    """
     import os
 
     env = os.environ if environ is None else environ
     parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise StoreError("cannot read an Elasticsearch host from the store URL (expected http(s)://host:9200)")
-    options: dict[str, Any] = {"hosts": [f"{parts.scheme}://{parts.hostname}:{parts.port or 9200}"],
-                               "request_timeout": 30, "retry_on_timeout": True, "max_retries": 3}
-    if parts.username:
-        options["basic_auth"] = (unquote(parts.username), unquote(parts.password or ""))
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    # unquoted: an Airflow connection whose host lists the nodes gives them as es1%3A9200%2Ces2%3A9200
+    # each node once: the client refuses a pool that names one twice (ValueError at construction)
+    hosts = list(dict.fromkeys(_host_url(parts.scheme, host) for host in unquote(hostlist).split(",") if host.strip()))
+    if parts.scheme not in {"http", "https"} or not hosts:
+        raise StoreError("cannot read an Elasticsearch host from the store URL (expected http(s)://host:9200, "
+                         "or http(s)://host1:9200,host2:9200 for several nodes)")
+    options: dict[str, Any] = {"hosts": hosts, "request_timeout": 30, "retry_on_timeout": True, "max_retries": 3}
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        options["basic_auth"] = (unquote(user), unquote(password))
     elif env.get("ENERGYWATCH_ES_API_KEY"):
         options["api_key"] = env["ENERGYWATCH_ES_API_KEY"]
     if env.get("ENERGYWATCH_ES_CA_CERTS"):
         options["ca_certs"] = env["ENERGYWATCH_ES_CA_CERTS"]
     return options
+
+
+def _host_url(scheme: str, host: str) -> str:
+    try:
+        parts = urlsplit(f"{scheme}://{host.strip()}")
+        port = parts.port or 9200
+    except ValueError as exc:
+        raise StoreError(f"cannot read the Elasticsearch node {host.strip()!r} in the store URL: {exc}") from exc
+    if not parts.hostname:
+        raise StoreError(f"an empty Elasticsearch node name in the store URL ({host!r})")
+    hostname = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{scheme}://{hostname}:{port}"
 
 
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,60}$")
@@ -612,9 +658,29 @@ def index_prefix(url: str) -> str:
     return values[-1]
 
 
+def index_layout(url: str) -> dict[str, int]:
+    """The shards and replicas a store URL asks the index template for (?shards=N&replicas=N), if any.
+
+    They apply when `energywatch es setup` writes the template (defaults: 1 shard, 1 replica); a
+    single node wants replicas=0, or its indices stay yellow."""
+    query = parse_qs(urlsplit(url).query)
+    layout = {}
+    for name, lowest in (("shards", 1), ("replicas", 0)):
+        if name in query:
+            value = query[name][-1]
+            if not value.isdigit() or int(value) < lowest or int(value) > 1024:
+                raise StoreError(f"{name}={value!r} in the store URL: give a whole number from {lowest} to 1024")
+            layout[name] = int(value)
+    return layout
+
+
 def client_from_url(url: str) -> Elasticsearch:
     """An Elasticsearch client for a store URL (no request is made yet)."""
-    return Elasticsearch(**client_options(url))
+    options = client_options(url)
+    try:
+        return Elasticsearch(**options)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"cannot make an Elasticsearch client for the nodes {', '.join(options['hosts'])}: {exc}") from exc
 
 
 def _seen_id(feed_id: str, guid: str | None) -> str:

@@ -57,7 +57,9 @@ def _language_fields() -> dict[str, Any]:
     for suffix in TEXT_SUFFIXES:
         analyzer = ANALYZERS.get(suffix, "standard")
         fields[f"title_{suffix}"] = Text(analyzer=analyzer)
-        fields[f"text_{suffix}"] = Text(analyzer=analyzer, term_vector="with_positions_offsets")
+        # offsets in the postings serve the (default) unified highlighter as term vectors did, cheaper:
+        # with term vectors the index was 29% larger and bulk writes 15-20% slower (store_compare.py)
+        fields[f"text_{suffix}"] = Text(analyzer=analyzer, index_options="offsets")
     return fields
 
 
