@@ -118,6 +118,43 @@ def test_gzip_file_body_is_inflated_with_cap(settings, httpserver: HTTPServer) -
         get(settings, httpserver.url_for("/bomb.gz"), max_bytes=10_000)
 
 
+def test_stacked_content_encodings_are_decoded_within_the_cap(settings, httpserver: HTTPServer) -> None:
+    import resource
+    import zlib
+
+    page = b"<html><body>" + "Газопровод ".encode() * 2000 + b"</body></html>"
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    for path, body, coding in (
+        ("/gz", gzip.compress(page), "gzip"),
+        ("/gzgz", gzip.compress(gzip.compress(page)), "gzip, gzip"),
+        ("/deflate", zlib.compress(page), "deflate"),
+        ("/rawdeflate", raw_deflate.compress(page) + raw_deflate.flush(), "deflate"),
+        ("/mixed", gzip.compress(zlib.compress(page)), "deflate, gzip"),
+    ):
+        httpserver.expect_request(path).respond_with_data(body, headers={"Content-Encoding": coding},
+                                                          content_type="text/html")
+        assert get(settings, httpserver.url_for(path)).content == page, path
+    # 1 GB of zeros, gzipped twice: a few kB on the wire. Refused at the cap, without inflating it
+    zeros = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    inner = b"".join(zeros.compress(b"\0" * (1 << 24)) for _ in range(64)) + zeros.flush()
+    bomb = gzip.compress(inner, 9)
+    assert len(bomb) < 100_000
+    httpserver.expect_request("/bomb").respond_with_data(bomb, headers={"Content-Encoding": "gzip, gzip"},
+                                                         content_type="text/html")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with pytest.raises(FetchError, match="inflates past the limit of 1000000 bytes"):
+        get(settings, httpserver.url_for("/bomb"))
+    assert time.perf_counter() - t0 < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: no 1 GB in memory
+    httpserver.expect_request("/br").respond_with_data(b"x", headers={"Content-Encoding": "br"})
+    with pytest.raises(FetchError, match="unsupported Content-Encoding br"):
+        get(settings, httpserver.url_for("/br"))
+    httpserver.expect_request("/bad").respond_with_data(b"not gzip", headers={"Content-Encoding": "gzip"})
+    with pytest.raises(FetchError, match="gzip body is corrupt"):
+        get(settings, httpserver.url_for("/bad"))
+
+
 def test_private_address_guard(settings, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/secret").respond_with_data("internal")
     guarded = settings.model_copy(update={"allow_private_addresses": False})
@@ -169,8 +206,15 @@ def test_truncated_body_is_transient(settings) -> None:
 def test_public_address_classification() -> None:
     assert is_public_address("93.184.216.34")
     for private in ("127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "::1", "fe80::1",
-                    "::ffff:127.0.0.1", "0.0.0.0", "100.64.0.1"):
+                    "::ffff:127.0.0.1", "0.0.0.0", "100.64.0.1",
+                    # IPv4 inside IPv6: NAT64 (well-known and local-use prefixes), 6to4, IPv4-compatible
+                    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1", "2002:7f00:1::1", "2002:a00:1::",
+                    "::127.0.0.1", "::10.0.0.1",
+                    # IETF protocol assignments, including the two Python calls global
+                    "192.0.0.1", "192.0.0.9", "192.0.0.10", "192.0.0.170"):
         assert not is_public_address(private), private
+    for public in ("64:ff9b::5db8:d822", "2002:5db8:d822::1", "2606:4700::1111", "8.8.8.8"):
+        assert is_public_address(public), public
 
 
 def test_per_host_concurrency_limit(settings) -> None:

@@ -133,25 +133,31 @@ def test_due_only_respects_interval(settings, store, httpserver: HTTPServer) -> 
     assert again.feeds_polled == 0 and again.feeds_skipped == 1
 
 
-def test_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path, httpserver: HTTPServer) -> None:
-    n = 12
-
+def slow_feed_for_the_cli(server: HTTPServer, tmp_path: Path, name: str, n: int,
+                          delay: float) -> tuple[dict[str, str], Path]:
+    """A feed of n pages that each take `delay` seconds, and the environment of a CLI run over it
+    (one page at a time per host); returns the environment and the store's file."""
     def slow_page(request: Request) -> Response:
-        time.sleep(0.4)
+        time.sleep(delay)
         i = request.path.rsplit("/", 1)[-1]
         return Response(article_html(f"Slow story {i}", [f"Story number {i}."] + PARAS), content_type="text/html")
 
     items = []
     for i in range(n):
-        httpserver.expect_request(f"/slow/{i}").respond_with_handler(slow_page)
-        items.append({"title": f"Slow {i}", "link": httpserver.url_for(f"/slow/{i}"), "guid": f"s{i}"})
-    httpserver.expect_request("/feed").respond_with_data(rss(items), content_type="application/rss+xml",
-                                                         headers={"ETag": '"k"'})
+        server.expect_request(f"/{name}/{i}").respond_with_handler(slow_page)
+        items.append({"title": f"Slow {i}", "link": server.url_for(f"/{name}/{i}"), "guid": f"{name}-{i}"})
+    server.expect_request(f"/{name}.rss").respond_with_data(rss(items), content_type="application/rss+xml",
+                                                            headers={"ETag": '"k"'})
     feeds_file = tmp_path / "feeds.yaml"
-    feeds_file.write_text(f"feeds:\n  - id: slow\n    name: Slow\n    url: {httpserver.url_for('/feed')}\n")
-    db = tmp_path / "kill.db"
-    env = {**os.environ, "ENERGYWATCH_ALLOW_PRIVATE_ADDRESSES": "true", "ENERGYWATCH_PER_HOST_CONCURRENCY": "1",
-           "ENERGYWATCH_STORE": f"sqlite:///{db}", "ENERGYWATCH_FEEDS_FILE": str(feeds_file)}
+    feeds_file.write_text(f"feeds:\n  - id: {name}\n    name: Slow\n    url: {server.url_for(f'/{name}.rss')}\n")
+    db = tmp_path / f"{name}.db"
+    return {**os.environ, "ENERGYWATCH_ALLOW_PRIVATE_ADDRESSES": "true", "ENERGYWATCH_PER_HOST_CONCURRENCY": "1",
+            "ENERGYWATCH_STORE": f"sqlite:///{db}", "ENERGYWATCH_FEEDS_FILE": str(feeds_file)}, db
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path, httpserver: HTTPServer) -> None:
+    n = 12
+    env, db = slow_feed_for_the_cli(httpserver, tmp_path, "slow", n, 0.4)
     cmd = [sys.executable, "-m", "energywatch", "run", "--json"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -117,12 +118,14 @@ def run(
         _fail(exc)
     try:
         if as_json or not sys.stderr.isatty():
-            summary = asyncio.run(run_async(settings, feed_list, backend))
+            summary = asyncio.run(_stoppable(run_async, settings, feed_list, backend))
         else:
             columns = (TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=err, transient=True) as bar:
-                summary = asyncio.run(run_async(settings, feed_list, backend, progress=RichProgress(bar)))
+                summary = asyncio.run(_stoppable(run_async, settings, feed_list, backend, progress=RichProgress(bar)))
     except EnergywatchError as exc:
+        if as_json and isinstance(exc.summary, RunSummary):
+            console.print_json(exc.summary.model_dump_json())  # what was done before the store failed
         _fail(exc)
     finally:
         backend.close()
@@ -130,6 +133,24 @@ def run(
         console.print_json(summary.model_dump_json())
     else:
         _print_summary(summary, settings)
+    if summary.aborted:
+        raise typer.Exit(code=1)
+
+
+async def _stoppable(run_async: Callable[..., Any], *args: Any, **kwargs: Any) -> RunSummary:
+    """Run the pipeline; SIGTERM or Ctrl-C ends it cleanly, with its summary (a second one kills it)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def first(sig: signal.Signals) -> None:
+        err.print(f"[yellow]{sig.name}:[/] finishing what is extracted, leaving the rest for the next run")
+        stop.set()
+        for again in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(again)  # the next one ends the process at once
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, first, sig)
+    return await run_async(*args, stop=stop, **kwargs)
 
 
 def _print_summary(s: RunSummary, settings: Settings) -> None:
@@ -157,6 +178,8 @@ def _print_summary(s: RunSummary, settings: Settings) -> None:
         console.print(failures)
         if len(s.failures) > 50:
             console.print(f"… and {len(s.failures) - 50} more (use --json for all)")
+    if s.aborted:
+        console.print(f"[yellow]ended early:[/] {escape(s.aborted)}")
     console.print(f"store: {escape(redact(settings.store))}")
 
 

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     default_interval_minutes: int = Field(default=10, ge=1)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     min_text_chars: int = Field(default=200, ge=0, description="shorter page text counts as no text")
+    max_text_chars: int = Field(
+        default=200_000, ge=1000,
+        description="extracted text is cut here, with a warning (a long report is ~60,000; beyond is seldom news)",
+    )
+    max_items_per_feed: int = Field(
+        default=500, ge=1, description="entries read from one feed body; the rest are counted as dropped"
+    )
     language_sample_chars: int = Field(default=600, ge=200, description="characters of text the language detector reads")
     languages: tuple[str, ...] = Field(
         default=(

@@ -6,6 +6,9 @@ from __future__ import annotations
 class EnergywatchError(Exception):
     """Base of every error energywatch raises on purpose."""
 
+    # the summary of the run this error ended, when it ended one (see pipeline.run_async)
+    summary: object | None = None
+
 
 class TransientError(EnergywatchError):
     """A failure that may pass by itself (timeout, 429, 5xx, connection reset): retry later."""

@@ -13,7 +13,7 @@ from trafilatura.meta import reset_caches
 from trafilatura.settings import set_date_params
 
 from energywatch.models import Article, ExtractionMethod, FeedItem
-from energywatch.textutil import collapse_ws, decode_bytes
+from energywatch.textutil import REPAIRED, collapse_ws, decode_bytes
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _CALLS_BETWEEN_RESETS = 500
@@ -39,8 +39,13 @@ _use_plain_html_elements()
 
 def decode_html(data: bytes, header_charset: str | None = None) -> str:
     """Decode a page: BOM, valid UTF-8, the HTTP charset, the <meta> charset, then detection."""
+    return decode_page(data, header_charset)[0]
+
+
+def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, str]:
+    """A page's text and the encoding it was read in (see textutil.decode_bytes)."""
     meta = _META_CHARSET.search(data[:8192])
-    return decode_bytes(data, declared=(header_charset, meta.group(1).decode("ascii") if meta else None))[0]
+    return decode_bytes(data, declared=(header_charset, meta.group(1).decode("ascii") if meta else None))
 
 
 def _page_date(value: str | None) -> datetime | None:
@@ -73,8 +78,8 @@ def extract_article(html: bytes | str, *, url: str, item: FeedItem, header_chars
     _calls += 1
     if _calls % _CALLS_BETWEEN_RESETS == 0:
         reset_caches()  # trafilatura's LRU caches grow without bound in long-lived workers
-    source = decode_html(html, header_charset) if isinstance(html, bytes) else html
-    warnings: list[str] = []
+    source, encoding = decode_page(html, header_charset) if isinstance(html, bytes) else (html, "")
+    warnings: list[str] = [f"page decoded as {encoding}"] if REPAIRED in encoding else []
     try:
         doc = trafilatura.bare_extraction(
             source, url=url, with_metadata=True, fast=True, include_comments=False, include_tables=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -12,6 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urljoin
 
 import feedparser
+import httpx
 import lxml.html
 from lxml import etree
 
@@ -19,8 +21,13 @@ from energywatch.errors import FeedGone, FeedParseError, FetchError, TransientEr
 from energywatch.http import HttpClient, HttpResponse
 from energywatch.models import Feed, FeedItem, FeedState
 from energywatch.schedule import initial_state, is_due, replace_state
-from energywatch.textutil import collapse_ws, decode_bytes, html_to_text
-from energywatch.urls import canonical_url, document_id
+from energywatch.textutil import REPAIRED, collapse_ws, decode_bytes, html_to_text
+from energywatch.urls import canonical_url, document_id, redact_url
+
+log = logging.getLogger(__name__)
+
+# a server may ask for any wait in Retry-After (even 31,000 years): longer waits are cut to this
+MAX_RETRY_AFTER = timedelta(days=1)
 
 PollStatus = Literal["ok", "not-modified", "unchanged", "failed", "gone", "deferred", "disabled"]
 
@@ -42,6 +49,7 @@ class ParsedFeed:
     error: str | None = None
     is_html: bool = False
     discovered: tuple[str, ...] = ()
+    dropped: dict[str, int] = field(default_factory=dict)  # entries that gave no item, by reason
 
 
 @dataclass(frozen=True)
@@ -59,22 +67,25 @@ class PollResult:
     fetched_url: str | None = None
     format: str | None = None
     last_modified: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _utf8_xml(content: bytes, header_charset: str | None) -> bytes:
-    """Re-encode a feed body as UTF-8 with a matching declaration so that no parser guesses again."""
+def _utf8_xml(content: bytes, header_charset: str | None) -> tuple[bytes, str]:
+    """Re-encode a feed body as UTF-8 with a matching declaration so that no parser guesses again.
+
+    Returns the body and the encoding it was read in."""
     stripped = content.lstrip()  # blank lines before <?xml make strict parsers refuse the document
     decl = _XML_DECL.match(stripped)
     declared = None
     if decl:
         found = _ENC_IN_DECL.search(decl.group(0))
         declared = found.group(1).decode("ascii") if found else None
-    text, _ = decode_bytes(stripped, declared=(header_charset, declared))
+    text, encoding = decode_bytes(stripped, declared=(header_charset, declared))
     text = text.lstrip("\ufeff")
     if decl:
         text = re.sub(r"^\s*<\?xml[^>]*\?>", '<?xml version="1.0" encoding="utf-8"?>', text, count=1, flags=re.S)
-    return text.encode("utf-8")
+    return text.encode("utf-8"), encoding
 
 
 def _looks_like_json(content: bytes, content_type: str) -> bool:
@@ -107,14 +118,28 @@ def _parse_iso(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+class _Dropped(Exception):
+    """A feed entry that gives no item; the reason is counted in the run's summary."""
+
+
+def _text(value: Any) -> str:
+    """A feed field as text: JSON Feeds put numbers, lists or objects where strings belong."""
+    return value if isinstance(value, str) else ""
+
+
 def _make_item(feed: Feed, *, link: str | None, guid: str | None, title: str, summary: str,
-               authors: tuple[str, ...], published: datetime | None, base: str) -> FeedItem | None:
+               authors: tuple[str, ...], published: datetime | None, base: str) -> FeedItem:
     target = link or (guid if guid and guid.startswith(("http://", "https://")) else None)
     if not target:
-        return None
-    url = urljoin(base, target.strip())
+        raise _Dropped("no link")
+    try:
+        url = urljoin(base, target.strip())
+    except ValueError as exc:  # e.g. "http://[::1" (an unclosed IPv6 literal)
+        raise _Dropped("invalid link") from exc
     if not url.startswith(("http://", "https://")):
-        return None
+        raise _Dropped("unsupported link scheme")
+    if not _valid_host(url):
+        raise _Dropped("invalid link")
     canon = canonical_url(url)
     return FeedItem(
         feed_id=feed.id, source=feed.name, source_country=feed.country, language_hint=feed.language,
@@ -124,31 +149,93 @@ def _make_item(feed: Feed, *, link: str | None, guid: str | None, title: str, su
     )
 
 
-def _parse_json_feed(feed: Feed, content: bytes, base: str) -> ParsedFeed:
+def _valid_host(url: str) -> bool:
+    """Whether the HTTP client can ask for this URL at all (IDNA labels, port, characters)."""
+    try:
+        host = httpx.URL(url).host
+    except (httpx.InvalidURL, ValueError, UnicodeError):  # idna.IDNAError is a UnicodeError
+        return False
+    return bool(host)
+
+
+class _Items:
+    """Items made from a feed's entries, with the reasons of those dropped and no duplicate."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.items: list[FeedItem] = []
+        self.dropped: dict[str, int] = {}
+        self._ids: set[str] = set()
+        self._limit = limit
+
+    def add(self, feed: Feed, **entry: Any) -> None:
+        if self._limit is not None and len(self.items) >= self._limit:
+            # feeds list their newest entries first: a 20,000-entry archive feed costs 20,000 GETs otherwise
+            self.drop(f"over the cap of {self._limit} entries per feed")
+            return
+        try:
+            item = _make_item(feed, **entry)
+        except _Dropped as why:
+            self.drop(str(why))
+            return
+        if item.doc_id in self._ids:
+            self.drop("duplicate in feed")
+            return
+        self._ids.add(item.doc_id)
+        self.items.append(item)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def done(self) -> tuple[tuple[FeedItem, ...], str | None]:
+        """The items, with GUIDs that several different links share taken away; a warning about those.
+
+        A CMS that gives every entry one GUID would otherwise have every later entry count as seen
+        once the first is stored: such entries are known by their link instead."""
+        links: dict[str, set[str]] = {}
+        for item in self.items:
+            if item.guid:
+                links.setdefault(item.guid, set()).add(item.doc_id)
+        shared = {guid for guid, ids in links.items() if len(ids) > 1}
+        if not shared:
+            return tuple(self.items), None
+        items = tuple(i.model_copy(update={"guid": None}) if i.guid in shared else i for i in self.items)
+        count = sum(1 for i in self.items if i.guid in shared)
+        example = sorted(shared)[0][:80]
+        return items, (f"{count} entries share {len(shared)} GUID(s) with different links (e.g. {example!r}): "
+                       "they are told apart by their links")
+
+
+def _parse_json_feed(feed: Feed, content: bytes, base: str, max_items: int | None = None) -> ParsedFeed:
     try:
         data = json.loads(decode_bytes(content)[0])
     except json.JSONDecodeError as exc:
         raise FeedParseError(f"{base}: JSON body is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise FeedParseError(f"{base}: JSON body is nested too deeply to be a feed") from exc
     if not isinstance(data, dict) or "jsonfeed.org" not in str(data.get("version", "")):
         raise FeedParseError(f"{base}: JSON body is not a JSON Feed (no jsonfeed.org version)")
-    items: list[FeedItem] = []
+    found = _Items(max_items)
     raw_items = data.get("items") if isinstance(data.get("items"), list) else []
+    home = _text(data.get("home_page_url")) or base
     for entry in raw_items:
         if not isinstance(entry, dict):
+            found.drop("not an item")
             continue
         authors = entry.get("authors") or ([entry["author"]] if isinstance(entry.get("author"), dict) else [])
         names = tuple(str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name"))
-        item = _make_item(
-            feed, link=entry.get("url") or entry.get("external_url"), guid=str(entry.get("id") or "") or None,
-            title=str(entry.get("title") or ""),
-            summary=str(entry.get("summary") or entry.get("content_text") or entry.get("content_html") or ""),
+        guid = entry.get("id")
+        found.add(
+            feed, link=_text(entry.get("url")) or _text(entry.get("external_url")) or None,
+            guid=str(guid) if isinstance(guid, (str, int)) and str(guid) else None,
+            title=_text(entry.get("title")),
+            summary=_text(entry.get("summary")) or _text(entry.get("content_text")) or _text(entry.get("content_html")),
             authors=names, published=_parse_iso(entry.get("date_published") or entry.get("date_modified")),
-            base=str(data.get("home_page_url") or base),
+            base=home,
         )
-        if item:
-            items.append(item)
     version = str(data.get("version", "")).rstrip("/").rsplit("/", 1)[-1]
-    return ParsedFeed(format=f"json{version}", title=data.get("title"), items=_dedupe(items))
+    items, warning = found.done()
+    return ParsedFeed(format=f"json{version}", title=_text(data.get("title")) or None, items=items,
+                      error=warning, dropped=found.dropped)
 
 
 def discover_feed_links(content: bytes, base: str) -> tuple[str, ...]:
@@ -168,14 +255,15 @@ def discover_feed_links(content: bytes, base: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def parse_feed(feed: Feed, content: bytes, *, url: str, content_type: str = "", charset: str | None = None) -> ParsedFeed:
+def parse_feed(feed: Feed, content: bytes, *, url: str, content_type: str = "", charset: str | None = None,
+               max_items: int | None = None) -> ParsedFeed:
     """Parse a feed body (RSS 0.9x/1.0/2.0, Atom, JSON Feed); HTML pages come back with feed links."""
     if _looks_like_json(content, content_type) and not content.lstrip().startswith(b"<"):
-        return _parse_json_feed(feed, content, url)
+        return _parse_json_feed(feed, content, url, max_items)
     if _looks_like_html(content, content_type):
         links = discover_feed_links(content, url)
         return ParsedFeed(format="html", title=None, items=(), is_html=True, discovered=links)
-    body = _utf8_xml(content, charset)
+    body, encoding = _utf8_xml(content, charset)
     # sanitising and URI resolution inside content cost most of feedparser's time; we keep
     # only plain text from summaries, so they buy nothing here
     parsed = feedparser.parse(
@@ -189,7 +277,7 @@ def parse_feed(feed: Feed, content: bytes, *, url: str, content_type: str = "", 
         error = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
     if not parsed.get("version") and not parsed.entries:
         raise FeedParseError(f"{url}: not a feed ({error or 'no RSS, Atom or JSON Feed found'})")
-    items: list[FeedItem] = []
+    found = _Items(max_items)
     for entry in parsed.entries:
         link = entry.get("link")
         if not link:
@@ -201,29 +289,20 @@ def parse_feed(feed: Feed, content: bytes, *, url: str, content_type: str = "", 
         if not summary and entry.get("content"):
             summary = entry["content"][0].get("value", "")
         authors = tuple(a.get("name") for a in entry.get("authors", []) if isinstance(a, dict) and a.get("name"))
-        item = _make_item(
+        found.add(
             feed, link=link, guid=entry.get("id"), title=entry.get("title", ""), summary=summary,
             authors=authors,
             published=_to_datetime(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")),
             base=url,
         )
-        if item:
-            items.append(item)
+    items, warning = found.done()
+    if REPAIRED in encoding:
+        warning = "; ".join(filter(None, (f"the feed was decoded as {encoding}", warning)))
     return ParsedFeed(
         format=parsed.get("version") or "unknown",
         title=collapse_ws(parsed.feed.get("title", "")) or None,
-        items=_dedupe(items), error=error,
+        items=items, error="; ".join(filter(None, (error, warning))) or None, dropped=found.dropped,
     )
-
-
-def _dedupe(items: list[FeedItem]) -> tuple[FeedItem, ...]:
-    seen: set[str] = set()
-    unique = []
-    for item in items:
-        if item.doc_id not in seen:
-            seen.add(item.doc_id)
-            unique.append(item)
-    return tuple(unique)
 
 
 async def fetch_feed(http: HttpClient, url: str, state: FeedState, max_bytes: int) -> HttpResponse:
@@ -278,21 +357,31 @@ async def poll_feed(http: HttpClient, feed: Feed, state: FeedState, *, max_bytes
         )
         return PollResult(feed, "ok", new_state, items=parsed.items, http_status=response.status,
                           parse_warning=parsed.error, fetched_url=response.url, format=parsed.format,
-                          last_modified=response.headers.get("last-modified"))
+                          last_modified=response.headers.get("last-modified"), dropped=parsed.dropped)
     except FeedGone as exc:
         gone = replace_state(polled, last_status=410, last_error=str(exc), disabled=True,
                              disabled_reason=f"410 Gone at {now:%Y-%m-%d %H:%M}Z: remove the feed or re-enable it")
         return PollResult(feed, "gone", gone, error=str(exc), http_status=410)
     except TransientError as exc:
-        until = now + timedelta(seconds=exc.retry_after) if exc.retry_after else None
-        failed = replace_state(polled, last_error=str(exc), consecutive_failures=state.consecutive_failures + 1,
+        message, until = str(exc), None
+        if exc.retry_after:
+            wait = min(exc.retry_after, MAX_RETRY_AFTER.total_seconds())
+            until = now + timedelta(seconds=wait)
+            if wait < exc.retry_after:
+                message += f"; waiting {MAX_RETRY_AFTER.days} day, the most energywatch waits for a Retry-After"
+        failed = replace_state(polled, last_error=message, consecutive_failures=state.consecutive_failures + 1,
                                retry_after_until=until)
-        return PollResult(feed, "failed", failed, error=str(exc), transient=True)
+        return PollResult(feed, "failed", failed, error=message, transient=True)
     except (FetchError, FeedParseError) as exc:
         status = exc.status if isinstance(exc, FetchError) else None
         failed = replace_state(polled, last_status=status, last_error=str(exc),
                                consecutive_failures=state.consecutive_failures + 1)
         return PollResult(feed, "failed", failed, error=str(exc), http_status=status)
+    except Exception as exc:  # a bug or a parser's surprise: this feed fails, the others go on
+        log.exception("polling %s (%s) failed unexpectedly", redact_url(url), feed.id)
+        message = f"{redact_url(url)}: unexpected {type(exc).__name__}: {exc}"
+        failed = replace_state(polled, last_error=message, consecutive_failures=state.consecutive_failures + 1)
+        return PollResult(feed, "failed", failed, error=message)
 
 
 async def _parse(parse: Any, feed: Feed, response: HttpResponse) -> ParsedFeed:

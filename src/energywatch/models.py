@@ -82,7 +82,7 @@ class Article(_Frozen):
     summary: str = ""
     authors: tuple[str, ...] = ()
     published_at: datetime | None = None
-    date_source: Literal["page", "feed", "none"] = "none"
+    date_source: Literal["page", "feed", "fetched", "none"] = "none"
     site_name: str | None = None
     method: ExtractionMethod = ExtractionMethod.PAGE
     warnings: tuple[str, ...] = ()
@@ -246,14 +246,17 @@ class RunSummary(BaseModel):
     feeds_failed: int = 0
     feeds_skipped: int = 0
     items_seen: int = 0
+    items_dropped: dict[str, int] = Field(default_factory=dict)  # entries no item came from, by reason
     items_new: int = 0
     pages_fetched: int = 0
     pages_failed: int = 0
     documents_stored: int = 0
     documents_from_summary: int = 0
     alerts_queued: int = 0
+    worker_restarts: int = 0  # worker pools started again after a worker died (OOM, crash, kill)
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     failures: list[Failure] = Field(default_factory=list)
+    aborted: str | None = None  # why the run ended early (the store failed), if it did
 
     def add_time(self, stage: str, seconds: float) -> None:
         """Accumulate time spent in one stage."""

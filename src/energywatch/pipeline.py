@@ -7,28 +7,30 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
 
 from energywatch import workers
 from energywatch.alerts.rules import RulesFile, alerts_for, load_rules
 from energywatch.config import Settings
 from energywatch.enrich import enrich
 from energywatch.enrich.dedup import group, shares_band
-from energywatch.errors import FetchError, TransientError
+from energywatch.errors import EnergywatchError, FetchError, StoreError, TransientError
 from energywatch.feeds import ParsedFeed, PollResult, parse_feed, poll_feed, replace_state
 from energywatch.http import HttpClient
 from energywatch.models import Article, Document, Failure, Feed, FeedItem, FeedState, RunSummary, utcnow
 from energywatch.schedule import plan_feeds
 from energywatch.store.base import Store
-from energywatch.urls import domain_of
+from energywatch.urls import domain_of, redact_url
 
 log = logging.getLogger(__name__)
 
 _HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
 _PAGE_ACCEPT = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"}
 _WRITE_BATCH = 64
+_MAX_POOL_RESTARTS = 3  # a page that kills every worker it meets is not allowed to stall the run for ever
 _WRITE_EVERY_SECONDS = 1.0  # so that a killed run keeps what it had finished
 
 
@@ -71,6 +73,7 @@ class PageJob:
     languages: tuple[str, ...]
     language_sample_chars: int
     profile_file: str | None = None
+    max_text_chars: int = 200_000
 
 
 def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
@@ -91,6 +94,8 @@ def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
     else:
         article = extract_article(job.html, url=job.final_url, item=item, header_charset=job.charset,
                                   min_text_chars=job.min_text_chars)
+    if len(article.text) > job.max_text_chars:
+        article = _cut(article, job.max_text_chars)
     t1 = time.process_time()
     timings["extract"] = t1 - t0
     language, confidence = detect_language(article.title, article.text, languages=job.languages,
@@ -105,6 +110,14 @@ def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
         "content_hash": enrichment.signature.content_hash, "lsh_bands": enrichment.signature.bands,
         "index_terms": enrichment.index_terms,
     }), timings
+
+
+def _cut(article: Article, limit: int) -> Article:
+    """The article with its text cut at the last paragraph end before `limit` characters, and a warning."""
+    end = article.text.rfind("\n", limit // 2, limit)
+    text = article.text[:end if end > 0 else limit]
+    warning = f"text cut at {len(text):,} of {len(article.text):,} characters (max_text_chars)"
+    return article.model_copy(update={"text": text, "warnings": (*article.warnings, warning)})
 
 
 def assign_stories(store: Store, batch: Sequence[Document]) -> list[Document]:
@@ -144,8 +157,23 @@ def rescore(store: Store, settings: Settings, *, feed_ids: set[str] | None = Non
     return checked, changed
 
 
+# dates before this, or more than a day after the fetch, are typos or placeholders (0001-01-01, 9999-12-31)
+_EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+
+
+def _dated(article: Article, fetched_at: datetime) -> Article:
+    """The article with an impossible date replaced by the fetch time; the original kept in a warning."""
+    published = article.published_at
+    if published is None or _EARLIEST <= published <= fetched_at + timedelta(days=1):
+        return article
+    warning = f"implausible date {published.isoformat()} ({article.date_source}): the fetch time is used"
+    return article.model_copy(update={"published_at": fetched_at, "date_source": "fetched",
+                                      "warnings": (*article.warnings, warning)})
+
+
 def _document(item: FeedItem, article: Article, job: PageJob, language: str | None,
               confidence: float | None) -> Document:
+    article = _dated(article, job.fetched_at)
     return Document(
         id=item.doc_id, url=item.url, canonical_url=item.canonical_url, domain=domain_of(item.canonical_url),
         feed_id=item.feed_id, source=item.source, source_country=item.source_country, guid=item.guid,
@@ -156,8 +184,21 @@ def _document(item: FeedItem, article: Article, job: PageJob, language: str | No
     )
 
 
-def _parse_in_worker(feed: Feed, content: bytes, url: str, content_type: str, charset: str | None) -> ParsedFeed:
-    return parse_feed(feed, content, url=url, content_type=content_type, charset=charset)
+# how long after an entry's publication a missing page (404, 410) is taken for "not up yet"
+PAGE_GRACE = timedelta(hours=1)
+
+
+def _just_published(item: FeedItem) -> bool:
+    """Whether the entry's own date is within PAGE_GRACE of now (a date far in the future says nothing)."""
+    if item.published_at is None:
+        return False
+    age = utcnow() - item.published_at
+    return -timedelta(hours=1) < age < PAGE_GRACE
+
+
+def _parse_in_worker(feed: Feed, content: bytes, url: str, content_type: str, charset: str | None,
+                     max_items: int) -> ParsedFeed:
+    return parse_feed(feed, content, url=url, content_type=content_type, charset=charset, max_items=max_items)
 
 
 def _warm_worker(languages: tuple[str, ...]) -> None:
@@ -178,6 +219,8 @@ class _Run:
         self.store = store
         self.progress = progress
         self.pool = pool
+        self.pool_lock = asyncio.Lock()
+        self.new_pools: list[ProcessPoolExecutor] = []  # started after a worker died; shut down by the run
         self.summary = RunSummary()
         self.claimed: set[str] = set()
         self.pending: list[Document] = []
@@ -189,19 +232,56 @@ class _Run:
         self.page_slots = asyncio.Semaphore(settings.workers * 8)
 
     def fail(self, stage: str, feed_id: str | None, url: str, reason: str, transient: bool) -> None:
-        self.summary.failures.append(Failure(stage=stage, feed_id=feed_id, url=url, reason=reason, transient=transient))
-        log.warning("%s failed for %s (%s): %s", stage, url, feed_id, reason)
+        # a private feed's URL carries its password: never into the summary, the logs or Airflow's UI
+        shown = redact_url(url)
+        if shown != url:
+            reason = reason.replace(url, shown)
+        self.summary.failures.append(Failure(stage=stage, feed_id=feed_id, url=shown, reason=reason,
+                                             transient=transient))
+        log.warning("%s failed for %s (%s): %s", stage, shown, feed_id, reason)
 
     async def parse(self, feed: Feed, content: bytes, *, url: str, content_type: str, charset: str | None) -> ParsedFeed:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, _parse_in_worker, feed, content, url, content_type, charset)
+        return await self.in_worker(_parse_in_worker, feed, content, url, content_type, charset,
+                                    self.settings.max_items_per_feed)
+
+    async def in_worker(self, fn: Any, *args: Any) -> Any:
+        """Run fn in a worker process; when a worker dies (OOM, segfault, kill) start new ones and retry once."""
+        loop = asyncio.get_running_loop()
+        pool = self.pool
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            async with self.pool_lock:
+                if self.pool is pool:
+                    if len(self.new_pools) >= _MAX_POOL_RESTARTS:
+                        raise
+                    log.warning("a worker process died: starting new workers (%d of %d this run)",
+                                len(self.new_pools) + 1, _MAX_POOL_RESTARTS)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool = make_pool(self.settings)
+                    self.new_pools.append(self.pool)
+                    self.summary.worker_restarts += 1
+            return await loop.run_in_executor(self.pool, fn, *args)
 
     async def handle_feed(self, http: HttpClient, feed: Feed, state: FeedState) -> None:
+        """Poll one feed and carry its new items through; only a store failure ends the run."""
+        try:
+            await self._handle_feed(http, feed, state)
+        except (StoreError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # one feed's surprise never stops the others
+            log.exception("feed %s failed unexpectedly", feed.id)
+            self.fail("poll", feed.id, feed.url, f"unexpected {type(exc).__name__}: {exc}", False)
+
+    async def _handle_feed(self, http: HttpClient, feed: Feed, state: FeedState) -> None:
         t0 = time.perf_counter()
         result = await poll_feed(http, feed, state, max_bytes=self.settings.max_feed_bytes, now=utcnow(),
                                  parse=self.parse)
         self.summary.add_time("poll", time.perf_counter() - t0)
         self._count_poll(result)
+        for reason, count in result.dropped.items():
+            self.summary.items_dropped[reason] = self.summary.items_dropped.get(reason, 0) + count
         self.progress.feed_done(feed, result.status)
         if result.status != "ok":
             await asyncio.to_thread(self.store.save_feed_states, [result.state])
@@ -240,6 +320,18 @@ class _Run:
 
     async def handle_item(self, http: HttpClient, item: FeedItem) -> bool:
         """Fetch, extract and queue one item; False when it must be retried in a later run."""
+        try:
+            return await self._handle_item(http, item)
+        except (StoreError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug or a library's surprise: this item is retried, the run goes on
+            log.exception("handling %s (%s) failed unexpectedly", redact_url(item.url), item.feed_id)
+            self.fail("fetch", item.feed_id, item.url, f"unexpected {type(exc).__name__}: {exc}; will retry next run",
+                      True)
+            self.progress.item_done()
+            return False
+
+    async def _handle_item(self, http: HttpClient, item: FeedItem) -> bool:
         async with self.page_slots:
             html, final_url, charset, reason = None, item.url, None, None
             t0 = time.perf_counter()
@@ -256,6 +348,13 @@ class _Run:
                 return False
             except FetchError as exc:
                 self.summary.pages_failed += 1
+                if exc.status in (404, 410) and _just_published(item):
+                    # feeds often list an article minutes before its page is up: try again next run,
+                    # rather than keep the feed's summary for ever
+                    self.fail("fetch", item.feed_id, item.url, f"{exc} for an entry published "
+                              f"{item.published_at:%H:%M}Z: the page may not be up yet; will retry next run", True)
+                    self.progress.item_done()
+                    return False
                 reason = f"page not used: {exc}"
                 if not (item.title or item.summary):
                     self.fail("fetch", item.feed_id, item.url, f"{exc}; the feed entry has no text either", False)
@@ -266,12 +365,12 @@ class _Run:
                 self.summary.add_time("fetch", time.perf_counter() - t0)
             job = PageJob(item=item, html=html, final_url=final_url, charset=charset, fetched_at=utcnow(),
                           fallback_reason=reason, min_text_chars=self.settings.min_text_chars,
+                          max_text_chars=self.settings.max_text_chars,
                           languages=self.settings.languages,
                           language_sample_chars=self.settings.language_sample_chars,
                           profile_file=str(self.settings.profile_file) if self.settings.profile_file else None)
-            loop = asyncio.get_running_loop()
             try:
-                document, timings = await loop.run_in_executor(self.pool, build_document, job)
+                document, timings = await self.in_worker(build_document, job)
             except Exception as exc:  # a worker crash must not take the run down with it
                 self.fail("extract", item.feed_id, item.url, f"{type(exc).__name__}: {exc}", True)
                 self.progress.item_done()
@@ -316,12 +415,19 @@ def make_pool(settings: Settings) -> ProcessPoolExecutor:
 
 
 async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, due_only: bool = False,
-                    progress: Progress | None = None, pool: ProcessPoolExecutor | None = None) -> RunSummary:
-    """Poll the planned feeds and carry every new item through to the store."""
+                    progress: Progress | None = None, pool: ProcessPoolExecutor | None = None,
+                    stop: asyncio.Event | None = None) -> RunSummary:
+    """Poll the planned feeds and carry every new item through to the store.
+
+    Setting `stop` (the CLI does on SIGTERM and Ctrl-C) ends the run early and cleanly: work in
+    flight is dropped, what is extracted already is stored, and whatever was not finished stays
+    unseen for the next run; the summary says why it ended.
+    """
     progress = progress or NoProgress()
     own_pool = pool is None
     pool = pool or make_pool(settings)
     started = time.perf_counter()
+    job: _Run | None = None
     try:
         states = await asyncio.to_thread(store.get_feed_states)
         planned = plan_feeds(feeds, states, settings, due_only=due_only, now=utcnow())
@@ -329,15 +435,41 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
         job = _Run(settings, store, progress, pool, rules)
         job.summary.feeds_skipped = len(feeds) - len(planned)
         progress.feeds_planned(len(planned))
-        async with HttpClient(settings) as http:
-            await asyncio.gather(*(job.handle_feed(http, feed, state) for feed, state in planned))
-        await job.flush()
+        try:
+            async with HttpClient(settings) as http:
+                work = asyncio.gather(*(job.handle_feed(http, feed, state) for feed, state in planned))
+                if stop is None:
+                    await work
+                else:
+                    await _until_stopped(work, stop, job.summary)
+            await job.flush()
+        except EnergywatchError as exc:
+            # the store failed (full disk, locked, unreachable): the run ends, and its summary so far
+            # travels with the error (the CLI prints it with --json)
+            job.summary.finished_at = utcnow()
+            job.summary.aborted = str(exc)
+            exc.summary = job.summary
+            raise
     finally:
         if own_pool:
             pool.shutdown(wait=True, cancel_futures=True)
+        for replacement in (job.new_pools if job else ()):
+            replacement.shutdown(wait=True, cancel_futures=True)
     job.summary.finished_at = utcnow()
     job.summary.stage_seconds["total"] = time.perf_counter() - started
     return job.summary
+
+
+async def _until_stopped(work: asyncio.Future[Any], stop: asyncio.Event, summary: RunSummary) -> None:
+    waiter = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if work in done:
+        waiter.cancel()
+        work.result()
+        return
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    summary.aborted = "stopped by a signal: what was extracted is stored, the rest is left for the next run"
 
 
 def run(settings: Settings, feeds: Sequence[Feed], store: Store, *, due_only: bool = False,

@@ -29,8 +29,20 @@ def is_due(feed: Feed, state: FeedState, now: datetime, default_interval_minutes
         return False
     if state.last_polled_at is None:
         return True
+    return now - state.last_polled_at >= poll_interval(feed, state, default_interval_minutes)
+
+
+# a failing feed waits its interval times 2 per consecutive failure, up to this: a dead feed costs
+# one request a day, not one every run, and is polled again as soon as it answers
+MAX_BACKOFF = timedelta(days=1)
+
+
+def poll_interval(feed: Feed, state: FeedState, default_interval_minutes: int) -> timedelta:
+    """The wait before the next poll: the feed's interval, doubled for each consecutive failure."""
     interval = timedelta(minutes=feed.interval_minutes or default_interval_minutes)
-    return now - state.last_polled_at >= interval
+    if not state.consecutive_failures:
+        return interval
+    return min(interval * 2 ** min(state.consecutive_failures, 20), max(MAX_BACKOFF, interval))
 
 
 def replace_state(state: FeedState, **changes: Any) -> FeedState:

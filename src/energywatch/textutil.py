@@ -56,6 +56,21 @@ def codec_for(label: str | None) -> str | None:
         return None
 
 
+REPAIRED = "replaced"  # in the encoding decode_bytes reports: UTF-8 with invalid bytes replaced
+
+
+def _nearly_utf8(data: bytes) -> tuple[str, str] | None:
+    """UTF-8 spoilt by a few invalid bytes: decoded with U+FFFD for each, rather than guessed as another
+    encoding (one stray byte made whole Russian feeds mojibake). None when the bytes are not that."""
+    text = data.decode("utf-8", errors="replace")
+    errors = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    non_ascii = len(text) - len(text.encode("ascii", "ignore")) - errors
+    # another encoding's text decodes as UTF-8 into errors with hardly a valid multi-byte character
+    if errors < 1 or non_ascii < 10 * errors:
+        return None
+    return text, f"utf-8, {errors} invalid byte sequence(s) {REPAIRED}"
+
+
 def decode_bytes(data: bytes, *, declared: tuple[str | None, ...] = ()) -> tuple[str, str]:
     """Decode bytes: BOM, then valid UTF-8, then the declared labels in order, then detection."""
     for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
@@ -66,6 +81,9 @@ def decode_bytes(data: bytes, *, declared: tuple[str | None, ...] = ()) -> tuple
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    repaired = _nearly_utf8(data)
+    if repaired is not None:
+        return repaired
     for label in declared:
         codec = codec_for(label)
         if codec and codec not in {"utf-8", "utf_8"}:

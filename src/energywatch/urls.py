@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from courlan import normalize_url
-
 
 def canonical_url(url: str, base: str | None = None) -> str:
     """Resolve, lower-case the host, drop fragments and tracking parameters (utm_*, fbclid, ...)."""
+    from courlan import normalize_url  # here: the CLI and the stores need redact_url, not courlan's 80 ms
+
     absolute = urljoin(base, url.strip()) if base else url.strip()
     try:
         # non-strict: drop known trackers only; strict mode also drops unknown parameters,
@@ -25,6 +25,15 @@ def canonical_url(url: str, base: str | None = None) -> str:
         netloc = netloc[:-4]
     query = "&".join(sorted(p for p in parts.query.split("&") if p))
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", query, ""))
+
+
+def redact_url(url: str) -> str:
+    """A URL with any password in it hidden, for messages and logs."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}"))
+    return url
 
 
 def document_id(canonical: str) -> str:

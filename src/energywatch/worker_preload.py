@@ -7,6 +7,7 @@ worker in every run. Forked from a server that has done it once, the workers sha
 import contextlib
 
 from energywatch import extract, pipeline  # noqa: F401  (trafilatura, lxml, the enrichment code)
+from energywatch import workers
 from energywatch.enrich.dedup import permutations
 from energywatch.enrich.language import load_model
 
@@ -15,3 +16,6 @@ from energywatch.enrich.language import load_model
 with contextlib.suppress(Exception):
     load_model()
     permutations()  # numpy and the MinHash permutations, which every worker signs documents with
+
+# the fork server ends with the run that started it, and its workers with it (see workers.die_with_parent)
+workers.die_with_parent()

@@ -169,6 +169,37 @@ def test_failing_receiver_delays_never_loses(tmp_path: Path, httpserver: HTTPSer
         store.close()
 
 
+def test_redirecting_receiver_is_not_delivered_and_retries_carry_one_delivery_id(
+        tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_HOOK_SECRET", "x")
+    httpserver.expect_request("/moved", method="POST").respond_with_data(
+        "", status=302, headers={"Location": "https://hooks.example/new"})
+    store = SQLiteStore(tmp_path / "r.db")
+    try:
+        rules = load_rules(rules_file(tmp_path, httpserver.url_for("/moved")))
+        d = doc(1)
+        store.put_documents([d], alerts_for(rules, d, T0))
+        moved = deliver(store, rules, T0)
+        assert moved.alerts_sent == 0 and moved.alerts_failed == 1
+        assert "HTTP 302 (Location: https://hooks.example/new); nothing was delivered" in moved.errors[0]
+        assert store.alert_history()[0].status != "sent"
+    finally:
+        store.close()
+    got = receiver(httpserver, "/flaky", fail_first=1)
+    store = SQLiteStore(tmp_path / "f2.db")
+    try:
+        rules = load_rules(rules_file(tmp_path, httpserver.url_for("/flaky")))
+        d = doc(2)
+        store.put_documents([d], alerts_for(rules, d, T0))
+        deliver(store, rules, T0)
+        assert deliver(store, rules, T0 + timedelta(minutes=10)).alerts_sent == 1
+        ids = [r.headers.get("X-Energywatch-Delivery") for r, _ in httpserver.log if r.path == "/flaky"]
+        assert len(ids) == 2 and ids[0] and ids[0] == ids[1]  # the failed attempt and its retry
+        assert json.loads(got[0]["body"])["delivery_id"] == ids[0]
+    finally:
+        store.close()
+
+
 def test_digest_groups_stories_and_quiet_period_holds(tmp_path: Path, httpserver: HTTPServer,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_HOOK_SECRET", "x")
@@ -276,3 +307,32 @@ def test_killed_between_store_and_send_still_sends_once(tmp_path: Path, httpserv
     assert again.returncode == 0 and len(got) == 1
     history = subprocess.run([*cli, "alerts", "history", "--json"], env=env, capture_output=True, text=True)
     assert json.loads(history.stdout)[0]["status"] == "sent"
+
+
+def test_two_alerts_send_at_once_deliver_each_alert_once(tmp_path: Path, httpserver: HTTPServer) -> None:
+    """Two `energywatch alerts send` processes started together against a slow receiver."""
+    import time
+
+    got: list[str] = []
+
+    def slow(request: Request) -> Response:
+        time.sleep(0.3)
+        got.extend(s["story_id"] for s in json.loads(request.get_data())["stories"])
+        return Response("ok")
+
+    httpserver.expect_request("/slow", method="POST").respond_with_handler(slow)
+    rules_path = rules_file(tmp_path, httpserver.url_for("/slow"))
+    rules = load_rules(rules_path)
+    store = SQLiteStore(tmp_path / "two.db")
+    now = datetime.now(timezone.utc)
+    for n in range(8):
+        d = doc(n, title=f"Drones hit pipeline {n}")
+        store.put_documents([d], alerts_for(rules, d, now - timedelta(minutes=1)))
+    store.close()
+    env = {"ENERGYWATCH_STORE": f"sqlite:///{tmp_path / 'two.db'}", "ENERGYWATCH_ALERTS_FILE": str(rules_path),
+           "ENERGYWATCH_ALLOW_PRIVATE_ADDRESSES": "true", "TEST_HOOK_SECRET": "k", "PATH": "/usr/bin:/bin"}
+    senders = [subprocess.Popen([sys.executable, "-m", "energywatch", "alerts", "send"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [s.communicate(timeout=120)[0].decode() for s in senders]
+    assert all(s.returncode == 0 for s in senders), outputs
+    assert sorted(got) == [f"d{n}" for n in range(8)], outputs  # every story once, none twice

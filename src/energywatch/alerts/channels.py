@@ -21,6 +21,9 @@ from energywatch.errors import ConfigError, FetchError, TransientError
 from energywatch.models import Alert
 
 SIGNATURE_HEADER = "X-Energywatch-Signature"
+# the same for every attempt at one message, so that a receiver can drop a delivery it has seen (a
+# retry after a lost answer, a deliverer that died after sending)
+DELIVERY_HEADER = "X-Energywatch-Delivery"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,12 @@ class Message:
             return f"[energywatch] {self.alerts[0].title}"
         return f"[energywatch] {len(self.alerts)} new stories for {self.rule}"
 
+    @property
+    def delivery_id(self) -> str:
+        """A stable id of this message: its channel and the outbox entries it carries."""
+        key = "\x00".join([self.channel, *sorted(a.id for a in self.alerts)])
+        return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+
 
 def _secret(config: ChannelConfig, env_name: str | None, secrets: Mapping[str, str]) -> str | None:
     if not env_name:
@@ -52,7 +61,7 @@ def _secret(config: ChannelConfig, env_name: str | None, secrets: Mapping[str, s
 def payload(message: Message) -> dict[str, Any]:
     """The JSON body of a webhook: plain data, the receiver escapes it for its own medium."""
     return {
-        "rule": message.rule, "count": len(message.alerts),
+        "delivery_id": message.delivery_id, "rule": message.rule, "count": len(message.alerts),
         "stories": [{
             "story_id": a.story_id, "document_id": a.doc_id, "title": a.title, "url": a.url, "source": a.source,
             "language": a.language, "label": a.label, "score": a.score, "themes": list(a.themes),
@@ -130,7 +139,7 @@ def send(message: Message, config: ChannelConfig, secrets: Mapping[str, str] | N
             body = json.dumps(slack_blocks(message), ensure_ascii=False).encode("utf-8")
         else:
             body = json.dumps(payload(message), ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json; charset=utf-8"}
+        headers = {"Content-Type": "application/json; charset=utf-8", DELIVERY_HEADER: message.delivery_id}
         secret = _secret(config, config.secret_env, secrets) if config.type == "webhook" else None
         if secret:
             headers[SIGNATURE_HEADER] = sign(body, secret)
@@ -144,6 +153,11 @@ def send(message: Message, config: ChannelConfig, secrets: Mapping[str, str] | N
         if response.status_code >= 400:
             raise FetchError(f"{config.type} channel {message.channel!r}: HTTP {response.status_code}",
                              status=response.status_code)
+        if not 200 <= response.status_code < 300:
+            # a redirect is not followed (it would turn the POST into a GET on many servers): nothing arrived
+            raise FetchError(f"{config.type} channel {message.channel!r}: HTTP {response.status_code} "
+                             f"(Location: {response.headers.get('location', 'none')[:200]}); nothing was "
+                             "delivered: configure the URL the receiver redirects to", status=response.status_code)
         return
     password = _secret(config, config.password_env, secrets)
     mail = email_message(message, str(config.sender), config.recipients)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from energywatch.errors import ConfigError
 from energywatch.store.base import Store
+from energywatch.urls import redact_url as redact
 
 
 def open_store(url: str) -> Store:
@@ -26,15 +27,6 @@ def open_store(url: str) -> Store:
 
         return ElasticsearchStore.from_url(url, prefix=index_prefix(url), **index_layout(url))
     raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path/to/file.db or http(s)://host:9200")
-
-
-def redact(url: str) -> str:
-    """The store URL with its password hidden, for messages and logs."""
-    parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hosts}"))
-    return url
 
 
 __all__ = ["Store", "open_store", "redact"]

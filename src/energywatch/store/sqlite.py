@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from energywatch.analysis import analyze, candidate_languages, stem_tokens, unique
-from energywatch.errors import StoreError
+from energywatch.errors import StoreError, StoreUnavailable
 from energywatch.models import (
     Alert, Document, FacetValue, TimelinePoint, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
 )
@@ -102,8 +105,8 @@ class SQLiteStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             self._check_version()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, self.path, "opening it") from exc
         self._lock = threading.RLock()
 
     def _check_version(self) -> None:
@@ -490,6 +493,52 @@ def _filters(query: SearchQuery) -> tuple[list[str], list[object]]:
             )
             params.extend([field, *values])
     return where, params
+
+
+def sqlite_error(exc: sqlite3.Error, path: Path, action: str) -> StoreError:
+    """What a SQLite error means for the user, and what to do about it."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return StoreUnavailable(f"SQLite store {path} stayed locked by another process while {action} ({exc}): "
+                                "retry later, or stop the process that holds it")
+    if "disk is full" in text or "disk i/o" in text:
+        return StoreError(f"SQLite store {path}: {exc} while {action}; nothing of this step was written. "
+                          "Free disk space and run again")
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"SQLite store {path} is read-only ({exc}) and cannot be written while {action}: "
+                          "check the file's and its folder's permissions")
+    if "malformed" in text or "not a database" in text or isinstance(exc, sqlite3.DatabaseError) and \
+            not isinstance(exc, sqlite3.OperationalError):
+        return StoreError(f"SQLite store {path} is damaged ({exc}) while {action}: check it with "
+                          f"`sqlite3 {path} 'PRAGMA integrity_check'` and restore your latest backup")
+    return StoreError(f"SQLite store {path}: {action} failed: {exc}")
+
+
+def _guarded(method: Any) -> Any:
+    """Wrap a store method so that SQLite's exceptions leave it as StoreErrors that say what to do."""
+    action = method.__name__.replace("_", " ")
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise sqlite_error(exc, self.path, action) from exc
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, self.path, action) from exc
+    return wrapper
+
+
+for _name in ("get_feed_states", "save_feed_states", "unseen", "put_documents", "due_alerts", "update_alerts",
+              "claim_alerts", "last_sent_at", "alert_history", "get_document", "get_documents", "iter_documents",
+              "prepare_lookups", "find_by_content_hash", "find_by_bands", "search", "timeline", "stats"):
+    setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
 
 
 def _alert_row(a: Alert) -> tuple[object, ...]:
