@@ -210,3 +210,33 @@ def test_poll_windows_1251_from_header(settings, httpserver: HTTPServer) -> None
     httpserver.expect_request("/ru").respond_with_data(body, content_type="application/rss+xml; charset=windows-1251")
     result = poll(settings, FEED.model_copy(update={"url": httpserver.url_for("/ru")}))
     assert result.items[0].title == "Газопровод атакован"
+
+
+def test_categories_lead_image_language_and_the_longer_content() -> None:
+    feed = Feed(id="f", name="F", url="https://news.example/feed")
+    body = b"""<?xml version="1.0"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/" xmlns:content="http://purl.org/rss/1.0/modules/content/">
+<channel><title>T</title><language>uk-UA</language>
+<item><title>One</title><link>https://news.example/1</link><description>Short teaser.</description>
+  <content:encoded><![CDATA[<p>The whole article: the gas storage site was hit overnight.</p>]]></content:encoded>
+  <category>Energy</category><category> Gas </category><category>Energy</category>
+  <media:content url="https://img.example/1.jpg" medium="image"/></item>
+<item><title>Two</title><link>https://news.example/2</link>
+  <media:content url="https://video.example/2.mp4" medium="video"/><media:thumbnail url="/thumbs/2.jpg"/></item>
+<item><title>Three</title><link>https://news.example/3</link>
+  <enclosure url="https://img.example/3.png" type="image/png" length="10"/></item>
+<item><title>Four</title><link>https://news.example/4</link><media:thumbnail url="javascript:alert(1)"/></item>
+</channel></rss>"""
+    one, two, three, four = parse_feed(feed, body, url=feed.url).items
+    assert one.summary == "The whole article: the gas storage site was hit overnight."
+    assert one.categories == ("Energy", "Gas") and one.image_url == "https://img.example/1.jpg"
+    assert two.image_url == "https://news.example/thumbs/2.jpg" and three.image_url == "https://img.example/3.png"
+    assert four.image_url is None
+    assert {i.declared_language for i in (one, two, three, four)} == {"uk"}
+    json_feed = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "J", "language": "ar",
+                            "items": [{"id": "1", "url": "https://news.example/j1", "title": "J1",
+                                       "summary": "short", "content_text": "a much longer text of the item",
+                                       "tags": ["طاقة", 5], "image": "https://img.example/j1.jpg"}]}).encode()
+    (item,) = parse_feed(feed, json_feed, url=feed.url, content_type="application/feed+json").items
+    assert item.summary == "a much longer text of the item" and item.categories == ("طاقة",)
+    assert item.image_url == "https://img.example/j1.jpg" and item.declared_language == "ar"

@@ -141,3 +141,33 @@ def test_sigterm_ends_a_run_cleanly_with_its_summary(tmp_path, httpserver: HTTPS
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["documents_stored"] == n - summary["documents_stored"]
+
+
+def test_a_run_deadline_stores_what_is_done_and_the_next_run_finishes(settings: Settings, store: SQLiteStore,
+                                                                       httpserver: HTTPServer) -> None:
+    """The feed answers 304 to its own ETag: entries a stopped run left must not be lost to a 304."""
+    current = {"etag": '"v1"', "items": serve_articles(httpserver, 2, prefix="early")}
+
+    def feed_body(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == current["etag"]:
+            return Response(status=304)
+        return Response(rss(current["items"]), content_type="application/rss+xml", headers={"ETag": current["etag"]})
+
+    def slow(request: Request) -> Response:
+        time.sleep(0.7)
+        return Response(article_html("Slow", ["A long story about the LNG terminal. " * 20]), content_type="text/html")
+
+    httpserver.expect_request("/deadline.rss").respond_with_handler(feed_body)
+    feeds = [Feed(id="deadline", name="Deadline", url=httpserver.url_for("/deadline.rss"))]
+    assert run(settings, feeds, store).documents_stored == 2
+    for i in range(8):
+        httpserver.expect_request(f"/late/{i}").respond_with_handler(slow)
+        current["items"] = [*current["items"], {"title": f"Late {i}", "link": httpserver.url_for(f"/late/{i}"),
+                                                "guid": f"late-{i}"}]
+    current["etag"] = '"v2"'
+    hurried = settings.model_copy(update={"run_deadline_seconds": 2.0, "per_host_concurrency": 1})
+    first = run(hurried, feeds, store)
+    assert first.aborted and first.aborted.startswith("the run deadline of 2 s") and first.documents_stored < 8
+    second = run(settings, feeds, store)
+    assert first.documents_stored + second.documents_stored == 8 and not second.aborted
+    assert store.stats().documents == 10

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         default=200_000, ge=1000,
         description="extracted text is cut here, with a warning (a long report is ~60,000; beyond is seldom news)",
     )
+    run_deadline_seconds: float = Field(
+        default=1200, gt=0,
+        description="a run stops taking new work after this long, stores what it has and leaves the rest for the next",
+    )
     max_items_per_feed: int = Field(
         default=500, ge=1, description="entries read from one feed body; the rest are counted as dropped"
     )

@@ -128,7 +128,8 @@ def _text(value: Any) -> str:
 
 
 def _make_item(feed: Feed, *, link: str | None, guid: str | None, title: str, summary: str,
-               authors: tuple[str, ...], published: datetime | None, base: str) -> FeedItem:
+               authors: tuple[str, ...], published: datetime | None, base: str,
+               categories: tuple[str, ...] = (), image: str | None = None, language: str | None = None) -> FeedItem:
     target = link or (guid if guid and guid.startswith(("http://", "https://")) else None)
     if not target:
         raise _Dropped("no link")
@@ -146,7 +147,28 @@ def _make_item(feed: Feed, *, link: str | None, guid: str | None, title: str, su
         guid=guid, url=url, canonical_url=canon, doc_id=document_id(canon),
         title=html_to_text(title)[:1000], summary=html_to_text(summary)[:20000],
         authors=authors, published_at=published,
+        categories=tuple(dict.fromkeys(c for c in (collapse_ws(c)[:200] for c in categories) if c))[:50],
+        image_url=_absolute_http(image, base), declared_language=_language_tag(language),
     )
+
+
+def _absolute_http(url: str | None, base: str) -> str | None:
+    """An http(s) URL made absolute, or None (a data: or javascript: image is no image)."""
+    if not url or not isinstance(url, str):
+        return None
+    try:
+        absolute = urljoin(base, url.strip())
+    except ValueError:
+        return None
+    return absolute[:2000] if absolute.startswith(("http://", "https://")) else None
+
+
+def _language_tag(value: str | None) -> str | None:
+    """A language tag's primary subtag, lower-case ("en-GB" → "en"), or None when it is not one."""
+    if not value or not isinstance(value, str):
+        return None
+    primary = value.strip().replace("_", "-").split("-", 1)[0].lower()
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 
 
 def _valid_host(url: str) -> bool:
@@ -224,18 +246,41 @@ def _parse_json_feed(feed: Feed, content: bytes, base: str, max_items: int | Non
         authors = entry.get("authors") or ([entry["author"]] if isinstance(entry.get("author"), dict) else [])
         names = tuple(str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name"))
         guid = entry.get("id")
+        tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
         found.add(
             feed, link=_text(entry.get("url")) or _text(entry.get("external_url")) or None,
             guid=str(guid) if isinstance(guid, (str, int)) and str(guid) else None,
             title=_text(entry.get("title")),
-            summary=_text(entry.get("summary")) or _text(entry.get("content_text")) or _text(entry.get("content_html")),
+            summary=_longest(_text(entry.get("summary")), _text(entry.get("content_text")),
+                             _text(entry.get("content_html"))),
             authors=names, published=_parse_iso(entry.get("date_published") or entry.get("date_modified")),
-            base=home,
+            base=home, categories=tuple(t for t in tags if isinstance(t, str)),
+            image=_text(entry.get("image")) or _text(entry.get("banner_image")) or None,
+            language=_text(entry.get("language")) or _text(data.get("language")) or None,
         )
     version = str(data.get("version", "")).rstrip("/").rsplit("/", 1)[-1]
     items, warning = found.done()
     return ParsedFeed(format=f"json{version}", title=_text(data.get("title")) or None, items=items,
                       error=warning, dropped=found.dropped)
+
+
+def _longest(*texts: str) -> str:
+    return max((t for t in texts if isinstance(t, str)), key=len, default="")
+
+
+def _entry_image(entry: Any) -> str | None:
+    """The entry's lead image: media:content of medium image, media:thumbnail, then an image enclosure."""
+    for media in entry.get("media_content") or []:
+        kind = (media.get("medium") or media.get("type") or "image").lower()
+        if media.get("url") and kind.startswith("image"):
+            return media["url"]
+    for thumbnail in entry.get("media_thumbnail") or []:
+        if thumbnail.get("url"):
+            return thumbnail["url"]
+    for enclosure in entry.get("enclosures") or []:
+        if (enclosure.get("type") or "").lower().startswith("image/") and enclosure.get("href"):
+            return enclosure["href"]
+    return None
 
 
 def discover_feed_links(content: bytes, base: str) -> tuple[str, ...]:
@@ -285,15 +330,16 @@ def parse_feed(feed: Feed, content: bytes, *, url: str, content_type: str = "", 
                 if alt.get("rel", "alternate") == "alternate" and alt.get("href"):
                     link = alt["href"]
                     break
-        summary = entry.get("summary") or ""
-        if not summary and entry.get("content"):
-            summary = entry["content"][0].get("value", "")
+        # content:encoded (or Atom content) is often the whole article beside a one-line description
+        summary = _longest(entry.get("summary") or "", *(c.get("value", "") for c in entry.get("content") or []))
         authors = tuple(a.get("name") for a in entry.get("authors", []) if isinstance(a, dict) and a.get("name"))
         found.add(
             feed, link=link, guid=entry.get("id"), title=entry.get("title", ""), summary=summary,
             authors=authors,
             published=_to_datetime(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")),
-            base=url,
+            base=url, categories=tuple(t.get("term") or t.get("label") or "" for t in entry.get("tags") or []),
+            image=_entry_image(entry),
+            language=(entry.get("title_detail") or {}).get("language") or parsed.feed.get("language"),
         )
     items, warning = found.done()
     if REPAIRED in encoding:

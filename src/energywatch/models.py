@@ -67,6 +67,9 @@ class FeedItem(_Frozen):
     summary: str = ""
     authors: tuple[str, ...] = ()
     published_at: datetime | None = None
+    categories: tuple[str, ...] = ()  # the feed's own categories or tags for the entry
+    image_url: str | None = None  # the lead image: media:content, media:thumbnail, an image enclosure
+    declared_language: str | None = None  # what the entry or its feed says its language is
 
 
 class ExtractionMethod(StrEnum):
@@ -145,6 +148,9 @@ class Document(_Frozen):
     duplicate_of: str | None = None
     content_hash: str | None = None
     lsh_bands: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    image_url: str | None = None
+    declared_language: str | None = None
     # stemmed title and text terms as enrichment computed them in a worker process, so that the
     # SQLite full-text index need not analyse the text a second time; never stored or serialised
     index_terms: tuple[str, str] | None = Field(default=None, exclude=True, repr=False)

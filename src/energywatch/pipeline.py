@@ -180,7 +180,8 @@ def _document(item: FeedItem, article: Article, job: PageJob, language: str | No
         title=article.title or item.title, text=article.text, summary=article.summary, authors=article.authors,
         published_at=article.published_at, date_source=article.date_source, fetched_at=job.fetched_at,
         language=language, language_confidence=confidence, extraction=article.method, warnings=article.warnings,
-        story_id=item.doc_id,
+        story_id=item.doc_id, categories=item.categories, image_url=item.image_url,
+        declared_language=item.declared_language or item.language_hint,
     )
 
 
@@ -292,6 +293,8 @@ class _Run:
         self.claimed.update(i.doc_id for i in new)
         self.summary.items_new += len(new)
         self.progress.items_planned(len(new))
+        # stopped half-way here (a signal, the run deadline), the feed keeps its previous state, whose
+        # validators belong to an older body: the next poll reads this body again and finishes it
         outcomes = await asyncio.gather(*(self.handle_item(http, item) for item in new))
         await self.flush()
         state = result.state
@@ -435,13 +438,14 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
         job = _Run(settings, store, progress, pool, rules)
         job.summary.feeds_skipped = len(feeds) - len(planned)
         progress.feeds_planned(len(planned))
+        stop = stop or asyncio.Event()
+        why: list[str] = []
+        deadline = asyncio.get_running_loop().call_later(settings.run_deadline_seconds, _expire, stop, why,
+                                                         settings.run_deadline_seconds)
         try:
             async with HttpClient(settings) as http:
                 work = asyncio.gather(*(job.handle_feed(http, feed, state) for feed, state in planned))
-                if stop is None:
-                    await work
-                else:
-                    await _until_stopped(work, stop, job.summary)
+                await _until_stopped(work, stop, job.summary, why)
             await job.flush()
         except EnergywatchError as exc:
             # the store failed (full disk, locked, unreachable): the run ends, and its summary so far
@@ -450,6 +454,8 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
             job.summary.aborted = str(exc)
             exc.summary = job.summary
             raise
+        finally:
+            deadline.cancel()
     finally:
         if own_pool:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -460,7 +466,14 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
     return job.summary
 
 
-async def _until_stopped(work: asyncio.Future[Any], stop: asyncio.Event, summary: RunSummary) -> None:
+def _expire(stop: asyncio.Event, why: list[str], seconds: float) -> None:
+    why.append(f"the run deadline of {seconds:.0f} s (ENERGYWATCH_RUN_DEADLINE_SECONDS) was reached")
+    stop.set()
+
+
+async def _until_stopped(work: asyncio.Future[Any], stop: asyncio.Event, summary: RunSummary,
+                         why: list[str]) -> None:
+    """Await the run's work until `stop` is set; then cancel what is in flight and say why in the summary."""
     waiter = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if work in done:
@@ -468,8 +481,12 @@ async def _until_stopped(work: asyncio.Future[Any], stop: asyncio.Event, summary
         work.result()
         return
     work.cancel()
-    await asyncio.gather(work, return_exceptions=True)
-    summary.aborted = "stopped by a signal: what was extracted is stored, the rest is left for the next run"
+    results = await asyncio.gather(work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, EnergywatchError):
+            raise result
+    reason = why[0] if why else "stopped by a signal"
+    summary.aborted = f"{reason}: what was extracted is stored, the rest is left for the next run"
 
 
 def run(settings: Settings, feeds: Sequence[Feed], store: Store, *, due_only: bool = False,

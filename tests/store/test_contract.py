@@ -53,6 +53,17 @@ def test_put_get_and_upsert(backend: Store) -> None:
     assert {d.id for d in backend.iter_documents(batch_size=3)} == {d.id for d in ALL}
 
 
+def test_feed_fields_are_kept(backend: Store) -> None:
+    tagged = RU.model_copy(update={"categories": ("Энергетика", "НАТО"), "image_url": "https://news.example/lead.jpg",
+                                   "declared_language": "ru"})
+    backend.put_documents([tagged])
+    backend.prepare_lookups()
+    stored = backend.get_document(RU.id)
+    assert (stored.categories, stored.image_url, stored.declared_language) == (
+        ("Энергетика", "НАТО"), "https://news.example/lead.jpg", "ru")
+    assert backend.search(SearchQuery(text="баку")).hits[0].document.categories == ("Энергетика", "НАТО")
+
+
 def test_unseen_by_id_and_guid(backend: Store) -> None:
     with_guid = doc(9, title="t", text="x", lang="en", guid="guid-9")
     backend.put_documents([RU, with_guid])

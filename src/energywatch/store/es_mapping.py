@@ -90,6 +90,9 @@ class _DocumentBase(DslDocument):
     duplicate_of = _keyword()
     content_hash = _keyword()
     lsh_bands = _keyword()
+    categories = _keyword()
+    image_url = Keyword(index=False)
+    declared_language = _keyword()
 
     class Meta:
         # a typo in a field name must fail loudly, not create a new unmapped field
