@@ -171,3 +171,23 @@ def test_a_run_deadline_stores_what_is_done_and_the_next_run_finishes(settings: 
     second = run(settings, feeds, store)
     assert first.documents_stored + second.documents_stored == 8 and not second.aborted
     assert store.stats().documents == 10
+
+
+def test_two_runs_at_once_fetch_each_page_once(tmp_path, httpserver: HTTPServer) -> None:
+    n = 6
+    env, db = slow_feed_for_the_cli(httpserver, tmp_path, "twice", n, 0.3)
+    cmd = [sys.executable, "-m", "energywatch", "run", "--json"]
+    runs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    summaries = []
+    for proc in runs:
+        out, errors = proc.communicate(timeout=120)
+        assert proc.returncode == 0, errors
+        summaries.append(json.loads(out))
+    pages = [r.path for r, _ in httpserver.log if r.path.startswith("/twice/")]
+    assert sorted(pages) == sorted(f"/twice/{i}" for i in range(n))  # every page fetched once
+    assert sorted(s["feeds_busy"] for s in summaries) == [0, 1]  # the second run found the feed held
+    assert sum(s["documents_stored"] for s in summaries) == n
+    store = SQLiteStore(db)
+    assert store.stats().documents == n
+    assert store.claim_feeds(["twice"], "after", utcnow() + timedelta(minutes=1), utcnow()) == {"twice"}  # released
+    store.close()

@@ -159,7 +159,8 @@ def _print_summary(s: RunSummary, settings: Settings) -> None:
     table.add_column(justify="right")
     rows = [
         ("feeds polled", s.feeds_polled), ("  not modified (304)", s.feeds_not_modified),
-        ("  unchanged body", s.feeds_unchanged_body), ("  failed", s.feeds_failed), ("feeds skipped", s.feeds_skipped),
+        ("  unchanged body", s.feeds_unchanged_body), ("  failed", s.feeds_failed),
+        ("feeds skipped", s.feeds_skipped), ("  held by another run", s.feeds_busy),
         ("items seen", s.items_seen), ("  new", s.items_new), ("pages fetched", s.pages_fetched),
         ("pages failed", s.pages_failed), ("documents stored", s.documents_stored),
         ("  from feed summary", s.documents_from_summary),

@@ -251,6 +251,7 @@ class RunSummary(BaseModel):
     feeds_unchanged_body: int = 0
     feeds_failed: int = 0
     feeds_skipped: int = 0
+    feeds_busy: int = 0  # planned feeds left alone because another run held them
     items_seen: int = 0
     items_dropped: dict[str, int] = Field(default_factory=dict)  # entries no item came from, by reason
     items_new: int = 0

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,7 +33,8 @@ log = logging.getLogger(__name__)
 _HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
 _PAGE_ACCEPT = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"}
 _WRITE_BATCH = 64
-_MAX_POOL_RESTARTS = 3  # a page that kills every worker it meets is not allowed to stall the run for ever
+_MAX_POOL_RESTARTS = 3
+_LEASE_MARGIN = timedelta(minutes=5)  # beyond the run deadline: a run's leases outlive it only if it dies  # a page that kills every worker it meets is not allowed to stall the run for ever
 _WRITE_EVERY_SECONDS = 1.0  # so that a killed run keeps what it had finished
 
 
@@ -431,11 +435,20 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
     pool = pool or make_pool(settings)
     started = time.perf_counter()
     job: _Run | None = None
+    owner, leased = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}", set()
     try:
         states = await asyncio.to_thread(store.get_feed_states)
-        planned = plan_feeds(feeds, states, settings, due_only=due_only, now=utcnow())
+        now = utcnow()
+        planned = plan_feeds(feeds, states, settings, due_only=due_only, now=now)
+        # a lease per feed: two runs at once (a manual run beside Airflow's) never both fetch a feed
+        until = now + timedelta(seconds=settings.run_deadline_seconds) + _LEASE_MARGIN
+        ids = [f.id for f, _ in planned]
+        dead = _dead_local_owners(await asyncio.to_thread(store.feed_leases, ids))
+        leased = await asyncio.to_thread(store.claim_feeds, ids, owner, until, now, dead)
         rules = load_rules(settings.alerts_file) if settings.alerts_file.exists() else None
         job = _Run(settings, store, progress, pool, rules)
+        job.summary.feeds_busy = len(planned) - len(leased)
+        planned = [(feed, state) for feed, state in planned if feed.id in leased]
         job.summary.feeds_skipped = len(feeds) - len(planned)
         progress.feeds_planned(len(planned))
         stop = stop or asyncio.Event()
@@ -457,6 +470,11 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
         finally:
             deadline.cancel()
     finally:
+        if leased:
+            try:
+                await asyncio.to_thread(store.release_feeds, sorted(leased), owner)
+            except EnergywatchError as exc:  # the leases then lapse at their end time
+                log.warning("could not give back the feed leases of this run: %s", exc)
         if own_pool:
             pool.shutdown(wait=True, cancel_futures=True)
         for replacement in (job.new_pools if job else ()):
@@ -464,6 +482,25 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
     job.summary.finished_at = utcnow()
     job.summary.stage_seconds["total"] = time.perf_counter() - started
     return job.summary
+
+
+def _dead_local_owners(leases: dict[str, tuple[str, datetime]]) -> list[str]:
+    """Lease owners that were runs on this machine whose process is gone (killed: its leases are free).
+
+    An owner is "host:pid:random"; one on another machine cannot be checked, and its leases lapse."""
+    host, dead = socket.gethostname(), []
+    for owner, _ in leases.values():
+        owner_host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        if owner_host != host or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:  # alive, another user's
+            pass
+    return sorted(set(dead))
 
 
 def _expire(stop: asyncio.Event, why: list[str], seconds: float) -> None:

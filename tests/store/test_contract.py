@@ -64,6 +64,26 @@ def test_feed_fields_are_kept(backend: Store) -> None:
     assert backend.search(SearchQuery(text="баку")).hits[0].document.categories == ("Энергетика", "НАТО")
 
 
+def test_feed_leases(backend: Store) -> None:
+    now = T0
+    first = backend.claim_feeds(["a", "b"], "run-1", now + timedelta(minutes=20), now)
+    assert first == {"a", "b"}
+    # a second run gets only what is free, and the first one may renew its own
+    assert backend.claim_feeds(["b", "c"], "run-2", now + timedelta(minutes=20), now) == {"c"}
+    assert backend.claim_feeds(["a"], "run-1", now + timedelta(minutes=30), now) == {"a"}
+    backend.release_feeds(["a", "b", "c"], "run-1")  # gives back a and b, not run-2's c
+    later = now + timedelta(minutes=1)
+    assert backend.claim_feeds(["a", "b", "c"], "run-3", later + timedelta(minutes=20), later) == {"a", "b"}
+    # a lease whose run died lapses at its end time
+    after = now + timedelta(minutes=21)
+    assert backend.claim_feeds(["c"], "run-3", after + timedelta(minutes=20), after) == {"c"}
+    leases = backend.feed_leases(["a", "c", "z"])
+    assert {k: v[0] for k, v in leases.items()} == {"a": "run-3", "c": "run-3"}
+    assert leases["c"][1] == after + timedelta(minutes=20)
+    # or at once, when its run is known to be dead
+    assert backend.claim_feeds(["a", "c"], "run-4", after + timedelta(minutes=20), after, ["run-3"]) == {"a", "c"}
+
+
 def test_unseen_by_id_and_guid(backend: Store) -> None:
     with_guid = doc(9, title="t", text="x", lang="en", guid="guid-9")
     backend.put_documents([RU, with_guid])

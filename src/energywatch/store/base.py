@@ -26,6 +26,17 @@ class Store(Protocol):
     def save_feed_states(self, states: Sequence[FeedState]) -> None:
         """Insert or replace feed states."""
 
+    def feed_leases(self, feed_ids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """The current leases on these feeds: feed id → (owner, until)."""
+
+    def claim_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime, now: datetime,
+                    take_from: Sequence[str] = ()) -> set[str]:
+        """Lease feeds to one run until `until`; the ids this owner holds now (free, expired, its own, or
+        held by one of `take_from`: owners known to be dead)."""
+
+    def release_feeds(self, feed_ids: Sequence[str], owner: str) -> None:
+        """Give back the leases this owner holds on these feeds."""
+
     # items and documents
     def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
         """The items whose document is not stored yet (by document id, then by feed GUID)."""

@@ -77,6 +77,7 @@ class ElasticsearchStore:
         self.feeds_index = f"{prefix}-feeds"
         self.seen_index = f"{prefix}-seen"
         self.alerts_index = f"{prefix}-alerts"
+        self.leases_index = f"{prefix}-leases"
         # refresh=True: every write waits until it is searchable (small setups); else writes return at
         # once and reads refresh first where they must see them (_refresh)
         self._refresh_mode: Any = "wait_for" if refresh else False
@@ -202,7 +203,7 @@ class ElasticsearchStore:
             analyzers = available_analyzers(self.client)
             body = template_body(f"{self.alias}-v*", **self._settings, analyzers=analyzers)
             self.client.indices.put_index_template(name=self.alias, **body)
-            indices = [self.alias, self.feeds_index, self.seen_index, self.alerts_index]
+            indices = [self.alias, self.feeds_index, self.seen_index, self.alerts_index, self.leases_index]
             self.client.indices.put_settings(index=",".join(indices),
                                              settings={"number_of_replicas": self._settings["replicas"]})
             live = self.client.indices.get_settings(index=self.alias, name="index.number_of_shards")
@@ -216,7 +217,7 @@ class ElasticsearchStore:
         return notes
 
     def _check_set_up(self) -> None:
-        missing = [name for name in (self.alias, self.feeds_index, self.seen_index, self.alerts_index)
+        missing = [name for name in (self.alias, self.feeds_index, self.seen_index, self.alerts_index, self.leases_index)
                    if not self.client.indices.exists(index=name)]
         if missing:
             raise StoreError(f"Elasticsearch has no {', '.join(missing)}, and this user may not create them: run "
@@ -302,6 +303,48 @@ class ElasticsearchStore:
             raise StoreError(f"could not save the state of {len(failed)} feed(s) {failed[:3]}: {self._bulk_problem}")
 
     # documents ---------------------------------------------------------------------------------------
+    def feed_leases(self, feed_ids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """The current leases on these feeds: feed id → (owner, until)."""
+        return {e["_id"]: (e["_source"]["owner"], datetime.fromisoformat(e["_source"]["until"]))
+                for e in self._leases(feed_ids) if e.get("found")}
+
+    def _leases(self, feed_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not feed_ids:
+            return []
+        try:
+            return self.client.mget(index=self.leases_index, ids=list(feed_ids))["docs"]
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading feed leases", exc) from exc
+
+    def claim_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime, now: datetime,
+                    take_from: Sequence[str] = ()) -> set[str]:
+        """Lease feeds to one run until `until`; the ids this owner holds now (free, expired, its own, or
+        held by one of `take_from`: owners known to be dead).
+
+        A free feed is taken with op_type create, a taken one with a write conditional on the lease's
+        sequence number as just read (realtime GET): of two runs, the second one's write conflicts."""
+        current = self._leases(feed_ids)
+        source = {"owner": owner, "until": until.isoformat()}
+        actions = []
+        for feed_id, entry in zip(feed_ids, current):
+            if not entry.get("found"):
+                actions.append({"_op_type": "create", "_index": self.leases_index, "_id": feed_id, "_source": source})
+                continue
+            held = entry["_source"]
+            if held.get("owner") in (owner, *take_from) or datetime.fromisoformat(held["until"]) <= now:
+                actions.append({"_index": self.leases_index, "_id": feed_id, "_source": source,
+                                "if_seq_no": entry["_seq_no"], "if_primary_term": entry["_primary_term"]})
+        lost = set(self._bulk(actions, ignore_status=(409,), index=self.leases_index, report_ignored=True))
+        return {a["_id"] for a in actions} - lost
+
+    def release_feeds(self, feed_ids: Sequence[str], owner: str) -> None:
+        """Give back the leases this owner holds on these feeds."""
+        current = self._leases(feed_ids)
+        mine = ({"_op_type": "delete", "_index": self.leases_index, "_id": e["_id"], "if_seq_no": e["_seq_no"],
+                 "if_primary_term": e["_primary_term"]}
+                for e in current if e.get("found") and e["_source"].get("owner") == owner)
+        self._bulk(mine, ignore_status=(404, 409), index=self.leases_index)
+
     def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
         """The items whose document is not stored yet (by document id, then by feed GUID)."""
         if not items:

@@ -126,6 +126,11 @@ class AlertMapping(DslDocument):
         dynamic = MetaField(False)
 
 
+class LeaseMapping(DslDocument):
+    owner = _keyword()
+    until = Date()
+
+
 class SeenMapping(DslDocument):
     feed_id = _keyword()
     guid = _keyword()
@@ -152,7 +157,7 @@ def analyzer_summary(analyzers: Mapping[str, str]) -> tuple[list[str], list[str]
 def state_mappings() -> dict[str, dict[str, Any]]:
     """The mappings of the state indices, by index suffix."""
     return {"feeds": FeedStateMapping._doc_type.mapping.to_dict(), "seen": SeenMapping._doc_type.mapping.to_dict(),
-            "alerts": AlertMapping._doc_type.mapping.to_dict()}
+            "alerts": AlertMapping._doc_type.mapping.to_dict(), "leases": LeaseMapping._doc_type.mapping.to_dict()}
 
 
 def mapping_version() -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,6 +39,7 @@ FACET_LIMIT = 25
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS feed_state (feed_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feed_leases (feed_id TEXT PRIMARY KEY, owner TEXT NOT NULL, until TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     rowid INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -92,35 +96,121 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///"):])
 
 
+log = logging.getLogger(__name__)
+
+
 class SQLiteStore:
-    """Store on one SQLite file; safe to open from several processes (WAL, busy timeout)."""
+    """Store on one SQLite file; safe to open from several processes (WAL, busy timeout).
+
+    One connection writes, under a lock; every thread reads through a connection of its own, so a
+    reader never sees another thread's uncommitted rows and a slow search holds up no writer. A
+    file this process may not write (a read-only mount, another user's file) opens read-only:
+    searching works, writing says why it cannot.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()  # the writer connection's
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()  # not the writer's: a first read must not wait for a write
+        self._db: sqlite3.Connection | None = None
+        self._read_uri: str | None = None  # how readers open a read-only store
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._check_version()
+            self._set_up()
+        except (sqlite3.OperationalError, OSError) as exc:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            if not self.path.is_file() or not _cannot_write(exc):
+                raise (sqlite_error(exc, self.path, "opening it") if isinstance(exc, sqlite3.Error) else
+                       StoreError(f"cannot open SQLite store {self.path}: {exc}")) from exc
+            self._open_read_only(exc)
         except sqlite3.Error as exc:
             raise sqlite_error(exc, self.path, "opening it") from exc
-        self._lock = threading.RLock()
 
-    def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    def _set_up(self) -> None:
+        """WAL, the schema and its version; retried while another process sets up the same new file."""
+        assert self._db is not None
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                # switching a new file to WAL takes a lock that SQLite's busy timeout does not wait
+                # for: two processes creating one store at once got "database is locked" here
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.executescript(_SCHEMA)
+                self._check_version(self._db)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this store was opened read-only (the file or its folder may not be written)."""
+        return self._db is None
+
+    def _open_read_only(self, why: Exception) -> None:
+        errors = []
+        # immutable=1 also reads a WAL store whose -shm file cannot be created (a read-only folder)
+        for options in ("mode=ro", "mode=ro&immutable=1"):
+            self._read_uri = f"{self.path.resolve().as_uri()}?{options}"
+            try:
+                self._check_version(self._reader)
+                log.warning("SQLite store %s is not writable here (%s): opened read-only", self.path, why)
+                return
+            except sqlite3.Error as exc:
+                errors.append(str(exc))
+                self._drop_reader()
+        raise StoreError(f"SQLite store {self.path} can neither be written ({why}) nor read ({'; '.join(errors)}): "
+                         "check the file's and its folder's permissions")
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's reading connection."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._read_uri:
+                connection = sqlite3.connect(self._read_uri, uri=True, check_same_thread=False, isolation_level=None)
+            else:
+                connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._local.connection = connection
+            with self._readers_lock:
+                self._readers.append(connection)
+        return connection
+
+    def _drop_reader(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+            with self._readers_lock:
+                self._readers.remove(connection)
+
+    def _check_version(self, connection: sqlite3.Connection) -> None:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            # OR IGNORE: another process creating the same new store may have written it meanwhile
+            connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer energywatch (schema {row[0]} > {SCHEMA_VERSION}): upgrade energywatch"
             )
 
     def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
+        """Close the connections."""
+        with self._readers_lock:
+            for connection in self._readers:
+                connection.close()
+            self._readers.clear()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -131,7 +221,7 @@ class SQLiteStore:
     # feed state ------------------------------------------------------------------------------------
     def get_feed_states(self) -> dict[str, FeedState]:
         """Every remembered feed state, by feed id."""
-        rows = self._db.execute("SELECT data FROM feed_state").fetchall()
+        rows = self._reader.execute("SELECT data FROM feed_state").fetchall()
         states = [FeedState.model_validate_json(row[0]) for row in rows]
         return {s.feed_id: s for s in states}
 
@@ -145,6 +235,41 @@ class SQLiteStore:
                 [(s.feed_id, s.model_dump_json(), now) for s in states],
             )
 
+    def feed_leases(self, feed_ids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """The current leases on these feeds: feed id → (owner, until)."""
+        found: dict[str, tuple[str, datetime]] = {}
+        for chunk in _chunks(list(feed_ids), 500):
+            for feed_id, owner, until in self._reader.execute(
+                    f"SELECT feed_id, owner, until FROM feed_leases WHERE feed_id IN ({','.join('?' * len(chunk))})",
+                    chunk):
+                found[feed_id] = (owner, datetime.fromisoformat(until))
+        return found
+
+    def claim_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime, now: datetime,
+                    take_from: Sequence[str] = ()) -> set[str]:
+        """Lease feeds to one run until `until`; the ids this owner holds now (free, expired, its own, or
+        held by one of `take_from`: owners known to be dead)."""
+        won: set[str] = set()
+        dead = list(take_from)
+        with self._lock, self._tx():
+            for feed_id in feed_ids:
+                # the lease is the conditional upsert itself: a live lease of another owner is left alone
+                cursor = self._db.execute(
+                    "INSERT INTO feed_leases VALUES (?, ?, ?) ON CONFLICT(feed_id) DO UPDATE SET owner = excluded.owner, "
+                    "until = excluded.until WHERE feed_leases.until <= ? OR feed_leases.owner = excluded.owner "
+                    f"OR feed_leases.owner IN ({','.join('?' * len(dead)) or 'NULL'})",
+                    (feed_id, owner, _iso(until), _iso(now), *dead))
+                if cursor.rowcount == 1:
+                    won.add(feed_id)
+        return won
+
+    def release_feeds(self, feed_ids: Sequence[str], owner: str) -> None:
+        """Give back the leases this owner holds on these feeds."""
+        with self._lock, self._tx():
+            for chunk in _chunks(list(feed_ids), 500):
+                self._db.execute(f"DELETE FROM feed_leases WHERE owner = ? AND feed_id IN ({','.join('?' * len(chunk))})",
+                                 [owner, *chunk])
+
     # documents -------------------------------------------------------------------------------------
     def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
         """The items whose document is not stored yet (by document id, then by feed GUID)."""
@@ -154,13 +279,13 @@ class SQLiteStore:
         ids = list({i.doc_id for i in items})
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
-            known.update(r[0] for r in self._db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
+            known.update(r[0] for r in self._reader.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
         seen_guids: set[tuple[str, str]] = set()
         pairs = [(i.feed_id, i.guid) for i in items if i.guid]
         for chunk in _chunks(pairs, 400):
             clause = " OR ".join("(feed_id = ? AND guid = ?)" for _ in chunk)
             flat = [v for pair in chunk for v in pair]
-            seen_guids.update((r[0], r[1]) for r in self._db.execute(f"SELECT feed_id, guid FROM seen_guids WHERE {clause}", flat))
+            seen_guids.update((r[0], r[1]) for r in self._reader.execute(f"SELECT feed_id, guid FROM seen_guids WHERE {clause}", flat))
         return [i for i in items if i.doc_id not in known and (i.feed_id, i.guid) not in seen_guids]
 
     def put_documents(self, documents: Sequence[Document], alerts: Sequence[Alert] = ()) -> list[str]:
@@ -204,7 +329,7 @@ class SQLiteStore:
     def due_alerts(self, now: datetime) -> list[Alert]:
         """Pending alerts whose due time and retry time have come."""
         stamp = _iso(now)
-        rows = self._db.execute(
+        rows = self._reader.execute(
             "SELECT data FROM alerts WHERE status = 'pending' AND due_at <= ? "
             "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY created_at, id", (stamp, stamp),
         ).fetchall()
@@ -234,18 +359,18 @@ class SQLiteStore:
 
     def last_sent_at(self, rule: str, channel: str) -> datetime | None:
         """When a rule last sent on a channel."""
-        row = self._db.execute("SELECT MAX(sent_at) FROM alerts WHERE rule = ? AND channel = ? AND status = 'sent'",
+        row = self._reader.execute("SELECT MAX(sent_at) FROM alerts WHERE rule = ? AND channel = ? AND status = 'sent'",
                                (rule, channel)).fetchone()
         return _dt(row[0]) if row and row[0] else None
 
     def alert_history(self, limit: int = 50) -> list[Alert]:
         """Outbox entries, newest first."""
-        rows = self._db.execute("SELECT data FROM alerts ORDER BY created_at DESC, id LIMIT ?", (limit,)).fetchall()
+        rows = self._reader.execute("SELECT data FROM alerts ORDER BY created_at DESC, id LIMIT ?", (limit,)).fetchall()
         return [Alert.model_validate_json(r[0]) for r in rows]
 
     def get_document(self, doc_id: str) -> Document | None:
         """One document by id."""
-        row = self._db.execute("SELECT data FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        row = self._reader.execute("SELECT data FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return Document.model_validate_json(row[0]) if row else None
 
     def get_documents(self, doc_ids: Sequence[str]) -> list[Document]:
@@ -253,7 +378,7 @@ class SQLiteStore:
         found: dict[str, Document] = {}
         for chunk in _chunks(list(doc_ids), 500):
             marks = ",".join("?" * len(chunk))
-            for (data,) in self._db.execute(f"SELECT data FROM documents WHERE id IN ({marks})", chunk):
+            for (data,) in self._reader.execute(f"SELECT data FROM documents WHERE id IN ({marks})", chunk):
                 doc = Document.model_validate_json(data)
                 found[doc.id] = doc
         return [found[i] for i in doc_ids if i in found]
@@ -262,7 +387,7 @@ class SQLiteStore:
         """Every stored document, oldest rowid first, in batches."""
         last = 0
         while True:
-            rows = self._db.execute(
+            rows = self._reader.execute(
                 "SELECT rowid, data FROM documents WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch_size)
             ).fetchall()
             if not rows:
@@ -276,7 +401,7 @@ class SQLiteStore:
 
     def find_by_content_hash(self, content_hash: str) -> Document | None:
         """The earliest stored document with exactly this normalised text."""
-        row = self._db.execute(
+        row = self._reader.execute(
             "SELECT data FROM documents WHERE content_hash = ? ORDER BY rowid LIMIT 1", (content_hash,)
         ).fetchone()
         return Document.model_validate_json(row[0]) if row else None
@@ -286,7 +411,7 @@ class SQLiteStore:
         if not bands:
             return []
         marks = ",".join("?" * len(bands))
-        rows = self._db.execute(
+        rows = self._reader.execute(
             f"""SELECT d.data FROM documents d WHERE d.rowid IN (
                    SELECT doc_rowid FROM doc_terms WHERE field = 'band' AND value IN ({marks}))
                 ORDER BY d.rowid LIMIT ?""",
@@ -313,34 +438,33 @@ class SQLiteStore:
         matched_sql = source_sql + "".join(f" AND {w}" for w in where)
         order = "rank, published DESC" if query.sort == "relevance" and match else "published DESC, rank"
         try:
-            with self._lock:
-                self._db.execute("DROP TABLE IF EXISTS temp.matched")
-                self._db.execute(f"CREATE TEMP TABLE matched AS {matched_sql}", params)
-                if query.group_stories:
-                    total = self._db.execute("SELECT COUNT(DISTINCT story) FROM temp.matched").fetchone()[0]
-                    rows = self._db.execute(
-                        f"""SELECT rid, rank, copies FROM (
-                              SELECT rid, rank, published, COUNT(*) OVER (PARTITION BY story) AS copies,
-                                     ROW_NUMBER() OVER (PARTITION BY story ORDER BY rank, published DESC, rid) AS rn
-                              FROM temp.matched)
-                            WHERE rn = 1 ORDER BY {order} LIMIT ? OFFSET ?""",
-                        (query.limit, query.offset),
-                    ).fetchall()
-                else:
-                    total = self._db.execute("SELECT COUNT(*) FROM temp.matched").fetchone()[0]
-                    rows = self._db.execute(
-                        f"SELECT rid, rank, 1 FROM temp.matched ORDER BY {order} LIMIT ? OFFSET ?",
-                        (query.limit, query.offset),
-                    ).fetchall()
-                facets = self._facets() if query.facets else {}
-                docs = {
-                    rid: Document.model_validate_json(data)
-                    for rid, data in self._db.execute(
-                        f"SELECT rowid, data FROM documents WHERE rowid IN ({','.join('?' * len(rows))})",
-                        [r[0] for r in rows],
-                    )
-                } if rows else {}
-                self._db.execute("DROP TABLE IF EXISTS temp.matched")
+            self._reader.execute("DROP TABLE IF EXISTS temp.matched")
+            self._reader.execute(f"CREATE TEMP TABLE matched AS {matched_sql}", params)
+            if query.group_stories:
+                total = self._reader.execute("SELECT COUNT(DISTINCT story) FROM temp.matched").fetchone()[0]
+                rows = self._reader.execute(
+                    f"""SELECT rid, rank, copies FROM (
+                          SELECT rid, rank, published, COUNT(*) OVER (PARTITION BY story) AS copies,
+                                 ROW_NUMBER() OVER (PARTITION BY story ORDER BY rank, published DESC, rid) AS rn
+                          FROM temp.matched)
+                        WHERE rn = 1 ORDER BY {order} LIMIT ? OFFSET ?""",
+                    (query.limit, query.offset),
+                ).fetchall()
+            else:
+                total = self._reader.execute("SELECT COUNT(*) FROM temp.matched").fetchone()[0]
+                rows = self._reader.execute(
+                    f"SELECT rid, rank, 1 FROM temp.matched ORDER BY {order} LIMIT ? OFFSET ?",
+                    (query.limit, query.offset),
+                ).fetchall()
+            facets = self._facets() if query.facets else {}
+            docs = {
+                rid: Document.model_validate_json(data)
+                for rid, data in self._reader.execute(
+                    f"SELECT rowid, data FROM documents WHERE rowid IN ({','.join('?' * len(rows))})",
+                    [r[0] for r in rows],
+                )
+            } if rows else {}
+            self._reader.execute("DROP TABLE IF EXISTS temp.matched")
         except sqlite3.OperationalError as exc:
             raise StoreError(f"search failed for {query.text!r}: {exc}") from exc
         words = list(parsed.words) + [w for p in parsed.phrases for w in p] + list(parsed.prefixes)
@@ -367,7 +491,7 @@ class SQLiteStore:
         sql = (f"SELECT substr(d.published_at, 1, 10) AS day, d.label, COUNT(DISTINCT d.story_id) {base}"
                + "".join(f" AND {w}" for w in where) + " AND d.published_at IS NOT NULL GROUP BY day, d.label ORDER BY day")
         try:
-            rows = self._db.execute(sql, params).fetchall()
+            rows = self._reader.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreError(f"timeline failed for {query.text!r}: {exc}") from exc
         return [TimelinePoint(day=day, label=label, stories=n) for day, label, n in rows]
@@ -375,14 +499,14 @@ class SQLiteStore:
     def _facets(self) -> dict[str, tuple[FacetValue, ...]]:
         facets: dict[str, tuple[FacetValue, ...]] = {}
         for name, column in _FACET_COLUMNS.items():
-            rows = self._db.execute(
+            rows = self._reader.execute(
                 f"""SELECT d.{column}, COUNT(*) FROM temp.matched m JOIN documents d ON d.rowid = m.rid
                     WHERE d.{column} IS NOT NULL GROUP BY d.{column} ORDER BY COUNT(*) DESC, d.{column} LIMIT ?""",
                 (FACET_LIMIT,),
             ).fetchall()
             facets[name] = tuple(FacetValue(value=str(v), count=c) for v, c in rows)
         for name, field in _FACET_TERMS.items():
-            rows = self._db.execute(
+            rows = self._reader.execute(
                 """SELECT t.value, COUNT(*) FROM temp.matched m JOIN doc_terms t ON t.doc_rowid = m.rid
                    WHERE t.field = ? GROUP BY t.value ORDER BY COUNT(*) DESC, t.value LIMIT ?""",
                 (field, FACET_LIMIT),
@@ -392,7 +516,7 @@ class SQLiteStore:
 
     def stats(self) -> StoreStats:
         """Counts for `energywatch stats` and the UI."""
-        db = self._db
+        db = self._reader
         documents, stories = db.execute("SELECT COUNT(*), COUNT(DISTINCT story_id) FROM documents").fetchone()
         oldest, newest, last = db.execute(
             "SELECT MIN(published_at), MAX(published_at), MAX(indexed_at) FROM documents"
@@ -412,6 +536,9 @@ class SQLiteStore:
         )
 
     def _tx(self) -> _Transaction:
+        if self._db is None:
+            raise StoreError(f"SQLite store {self.path} was opened read-only (this process may not write the file "
+                             "or its folder): searching works, storing needs write access")
         return _Transaction(self._db)
 
 
@@ -495,6 +622,14 @@ def _filters(query: SearchQuery) -> tuple[list[str], list[object]]:
     return where, params
 
 
+def _cannot_write(exc: BaseException) -> bool:
+    """Whether opening for writing failed for want of permission (a read-only file, folder or mount)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open database file" in text
+
+
 def sqlite_error(exc: sqlite3.Error, path: Path, action: str) -> StoreError:
     """What a SQLite error means for the user, and what to do about it."""
     text = str(exc).lower()
@@ -535,7 +670,7 @@ def _guarded(method: Any) -> Any:
     return wrapper
 
 
-for _name in ("get_feed_states", "save_feed_states", "unseen", "put_documents", "due_alerts", "update_alerts",
+for _name in ("get_feed_states", "save_feed_states", "feed_leases", "claim_feeds", "release_feeds", "unseen", "put_documents", "due_alerts", "update_alerts",
               "claim_alerts", "last_sent_at", "alert_history", "get_document", "get_documents", "iter_documents",
               "prepare_lookups", "find_by_content_hash", "find_by_bands", "search", "timeline", "stats"):
     setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
