@@ -17,6 +17,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install $(PIP_FLAGS) -c constraints.txt -e '.[test]'
 	touch $@
 
+# feedparser's own test corpus ships in its sdist only: tests/test_decoding_suite.py reads it from here
+FEEDPARSER_SDIST := $(VENV)/sdist/feedparser-$(shell sed -n 's/^feedparser==//p' constraints.txt).tar.gz
+$(FEEDPARSER_SDIST): constraints.txt
+	$(BIN)/pip download $(PIP_FLAGS) --no-deps --no-binary :all: -d $(VENV)/sdist \
+	  "feedparser==$(shell sed -n 's/^feedparser==//p' constraints.txt)"
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
@@ -38,7 +44,7 @@ system-test-deps:
 	  echo "note: could not install$$missing; the tests that need them will be skipped"; \
 	fi
 
-test: $(VENV)/.installed-test system-test-deps
+test: $(VENV)/.installed-test $(FEEDPARSER_SDIST) system-test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed

@@ -21,7 +21,7 @@ from energywatch.errors import FeedGone, FeedParseError, FetchError, TransientEr
 from energywatch.http import HttpClient, HttpResponse
 from energywatch.models import Feed, FeedItem, FeedState
 from energywatch.schedule import initial_state, is_due, replace_state
-from energywatch.textutil import REPAIRED, collapse_ws, decode_bytes, html_to_text
+from energywatch.textutil import GUESSED, REPAIRED, codec_for, collapse_ws, decode_bytes, html_to_text
 from energywatch.urls import canonical_url, document_id, redact_url
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ MAX_RETRY_AFTER = timedelta(days=1)
 
 PollStatus = Literal["ok", "not-modified", "unchanged", "failed", "gone", "deferred", "disabled"]
 
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>", re.S)
 _ENC_IN_DECL = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _FEED_TYPES = {
@@ -71,10 +72,10 @@ class PollResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _utf8_xml(content: bytes, header_charset: str | None) -> tuple[bytes, str]:
+def _utf8_xml(content: bytes, header_charset: str | None) -> tuple[bytes, str, str | None]:
     """Re-encode a feed body as UTF-8 with a matching declaration so that no parser guesses again.
 
-    Returns the body and the encoding it was read in."""
+    Returns the body, the encoding it was read in and the one its XML declaration names."""
     stripped = content.lstrip()  # blank lines before <?xml make strict parsers refuse the document
     decl = _XML_DECL.match(stripped)
     declared = None
@@ -85,7 +86,7 @@ def _utf8_xml(content: bytes, header_charset: str | None) -> tuple[bytes, str]:
     text = text.lstrip("\ufeff")
     if decl:
         text = re.sub(r"^\s*<\?xml[^>]*\?>", '<?xml version="1.0" encoding="utf-8"?>', text, count=1, flags=re.S)
-    return text.encode("utf-8"), encoding
+    return text.encode("utf-8"), encoding, declared
 
 
 def _looks_like_json(content: bytes, content_type: str) -> bool:
@@ -264,6 +265,34 @@ def _parse_json_feed(feed: Feed, content: bytes, base: str, max_items: int | Non
                       error=warning, dropped=found.dropped)
 
 
+_XML_TYPES = {"", "text/html", "application/xhtml+xml", "application/octet-stream", *_FEED_TYPES}
+
+
+def _encoding_notes(content: bytes, encoding: str, content_type: str, labels: dict[str, str | None]) -> list[str]:
+    """What a feed says wrongly about itself: its media type, a charset label that lies or is unknown,
+    bytes that had to be guessed or repaired. Reported as the feed's warning; the items are kept."""
+    notes = []
+    if content_type not in _XML_TYPES and not content_type.endswith(("+xml", "/xml")):
+        notes.append(f"served as {content_type}, not as a feed")
+    used = encoding.split(",")[0]
+    non_ascii = _NON_ASCII.search(content) is not None
+    for where, label in labels.items():
+        if not label:
+            continue
+        codec = codec_for(label)
+        if codec is None:
+            notes.append(f"{where} names an unknown encoding {label!r}")
+            continue
+        family = codec.replace("_", "-").removesuffix("-sig")
+        if non_ascii and not used.replace("_", "-").startswith(family.split("-le")[0].split("-be")[0]):
+            notes.append(f"{where} says {label}, but the bytes are {used}")
+    if GUESSED in encoding:
+        notes.append(f"no encoding label fits the bytes: read as {used}, a guess")
+    if REPAIRED in encoding:
+        notes.append(f"the feed was decoded as {encoding}")
+    return notes
+
+
 def _longest(*texts: str) -> str:
     return max((t for t in texts if isinstance(t, str)), key=len, default="")
 
@@ -308,7 +337,7 @@ def parse_feed(feed: Feed, content: bytes, *, url: str, content_type: str = "", 
     if _looks_like_html(content, content_type):
         links = discover_feed_links(content, url)
         return ParsedFeed(format="html", title=None, items=(), is_html=True, discovered=links)
-    body, encoding = _utf8_xml(content, charset)
+    body, encoding, declared = _utf8_xml(content, charset)
     # sanitising and URI resolution inside content cost most of feedparser's time; we keep
     # only plain text from summaries, so they buy nothing here
     parsed = feedparser.parse(
@@ -342,8 +371,8 @@ def parse_feed(feed: Feed, content: bytes, *, url: str, content_type: str = "", 
             language=(entry.get("title_detail") or {}).get("language") or parsed.feed.get("language"),
         )
     items, warning = found.done()
-    if REPAIRED in encoding:
-        warning = "; ".join(filter(None, (f"the feed was decoded as {encoding}", warning)))
+    notes = _encoding_notes(content, encoding, content_type, {"the HTTP header": charset, "the XML declaration": declared})
+    warning = "; ".join(filter(None, (*notes, warning))) or None
     return ParsedFeed(
         format=parsed.get("version") or "unknown",
         title=collapse_ws(parsed.feed.get("title", "")) or None,

@@ -57,6 +57,7 @@ def codec_for(label: str | None) -> str | None:
 
 
 REPAIRED = "replaced"  # in the encoding decode_bytes reports: UTF-8 with invalid bytes replaced
+GUESSED = "guessed"  # in the encoding decode_bytes reports: no BOM, UTF-8 or label fitted, detection chose
 
 
 def _nearly_utf8(data: bytes) -> tuple[str, str] | None:
@@ -71,11 +72,45 @@ def _nearly_utf8(data: bytes) -> tuple[str, str] | None:
     return text, f"utf-8, {errors} invalid byte sequence(s) {REPAIRED}"
 
 
+_BOMS = (  # UTF-32's before UTF-16's: FF FE 00 00 also starts with UTF-16 LE's FF FE
+    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _wide_unicode(data: bytes) -> str | None:
+    """UTF-16 or UTF-32 without a byte-order mark, told by the NULs around the first ASCII character
+    (XML, JSON and HTML all start with one: the autodetection of the XML spec, appendix F)."""
+    head = data[:4]
+    if len(head) < 4 or not any(head):
+        return None
+    if head[1:] == b"\0\0\0" and head[0]:
+        return "utf-32-le"
+    if head[:3] == b"\0\0\0" and head[3]:
+        return "utf-32-be"
+    if head[1] == 0 == head[3] and head[0] and head[2]:
+        return "utf-16-le"
+    if head[0] == 0 == head[2] and head[1] and head[3]:
+        return "utf-16-be"
+    return None
+
+
 def decode_bytes(data: bytes, *, declared: tuple[str | None, ...] = ()) -> tuple[str, str]:
-    """Decode bytes: BOM, then valid UTF-8, then the declared labels in order, then detection."""
-    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    """Decode bytes: BOM, UTF-16/32 by their NULs, valid UTF-8, the declared labels in order, then detection."""
+    for bom, name in _BOMS:
         if data.startswith(bom):
-            return data.decode(name, errors="replace"), name
+            try:
+                return data.decode(name), name
+            except UnicodeDecodeError:
+                text = data.decode(name, errors="replace")
+                errors = text.count("\ufffd") - data.decode(name, errors="ignore").count("\ufffd")
+                return text, f"{name.removesuffix('-sig')}, {errors} invalid byte sequence(s) {REPAIRED}"
+    wide = _wide_unicode(data)
+    if wide is not None:
+        try:
+            return data.decode(wide), wide
+        except UnicodeDecodeError:
+            pass
     try:
         # valid UTF-8 with non-ASCII bytes is almost never another encoding, whatever the label says
         return data.decode("utf-8"), "utf-8"
@@ -91,7 +126,39 @@ def decode_bytes(data: bytes, *, declared: tuple[str | None, ...] = ()) -> tuple
                 return data.decode(codec), codec
             except UnicodeDecodeError:
                 continue
-    best = from_bytes(data[:200_000]).best()
+    best = from_bytes(_detection_sample(data)).best()
     if best is not None and best.encoding:
-        return data.decode(best.encoding, errors="replace"), best.encoding
-    return data.decode("cp1252", errors="replace"), "cp1252"
+        return data.decode(best.encoding, errors="replace"), f"{best.encoding}, {GUESSED}"
+    return data.decode("cp1252", errors="replace"), f"cp1252, {GUESSED}"
+
+
+_SAMPLE = 200_000
+_NON_ASCII = re.compile(rb"[\x80-\xff]+")
+
+
+def _detection_sample(data: bytes) -> bytes:
+    """What the detector reads: up to 200 kB of the non-ASCII runs with a little context around each.
+
+    ASCII says nothing about the encoding: a long ASCII stretch (markup, a stylesheet, a comment)
+    used to fill a sample of the first 200 kB, the guess was wrong, and the rest turned to mojibake
+    or replacement characters."""
+    if len(data) <= _SAMPLE:
+        return data
+    pieces: list[bytes] = []
+    size, start, end = 0, -1, -1
+    for run in _NON_ASCII.finditer(data):
+        # windows end 80 bytes into ASCII, so they never cut a multi-byte character; close ones merge
+        left, right = max(0, run.start() - 80), run.end() + 80
+        if left <= end:
+            end = right
+            continue
+        if end > start >= 0:
+            pieces.append(data[start:end])
+            size += end - start
+            if size >= _SAMPLE:
+                break
+        start, end = left, right
+    else:
+        if end > start >= 0:
+            pieces.append(data[start:end])
+    return b"\n".join(pieces) if pieces else data[:_SAMPLE]
