@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Param, dag, task
-
 from energywatch_common import DAG_ARGS, DEFAULT_ARGS, store_url
 
 

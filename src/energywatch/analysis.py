@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import cast
 
 import Stemmer
 
@@ -83,12 +84,12 @@ def stem_tokens(tokens: list[str], lang: str | None) -> list[str]:
     memo = _stem_memo.get(lang)  # type: ignore[arg-type]
     if memo is None or len(memo) > _STEM_MEMO_LIMIT:
         memo = _stem_memo[lang] = {}  # type: ignore[index]
-    stems = list(map(memo.get, tokens))
-    if None in stems:
-        missing = list({t for t, s in zip(tokens, stems) if s is None})
-        memo.update(zip(missing, stemmer.stemWords(missing)))
-        stems = list(map(memo.__getitem__, tokens))
-    return stems
+    found = list(map(memo.get, tokens))
+    if None not in found:
+        return cast(list[str], found)  # the common case: every stem memoised already
+    missing = list({t for t, s in zip(tokens, found) if s is None})
+    memo.update(zip(missing, stemmer.stemWords(missing)))
+    return list(map(memo.__getitem__, tokens))
 
 
 def analyze(text: str, lang: str | None) -> list[str]:

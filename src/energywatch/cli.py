@@ -7,10 +7,10 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Callable
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -42,7 +42,8 @@ T = TypeVar("T")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
 
-FeedsOpt = Annotated[Optional[Path], typer.Option("--feeds", help="feed list (YAML); default ENERGYWATCH_FEEDS_FILE or config/feeds.yaml")]
+FeedsOpt = Annotated[Optional[Path], typer.Option(
+    "--feeds", help="feed list (YAML); default ENERGYWATCH_FEEDS_FILE or config/feeds.yaml")]
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help="sqlite:///path.db or http(s)://user:pass@host:9200")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for machines")]
 
@@ -66,7 +67,7 @@ def _with_store(store_url: str, action: Callable[[Any], T]) -> T:
         raise  # unreachable: _fail exits
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=2)
 
@@ -426,7 +427,8 @@ def rescore(store: StoreOpt = None) -> None:
     console.print(f"re-scored {total} document(s), {changed} changed")
 
 
-RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="rules file; default ENERGYWATCH_ALERTS_FILE or config/alerts.yaml")]
+RulesOpt = Annotated[Optional[Path], typer.Option(
+    "--rules", help="rules file; default ENERGYWATCH_ALERTS_FILE or config/alerts.yaml")]
 
 
 @alerts_app.command("check")
@@ -649,7 +651,8 @@ def serve(
 
     try:
         settings = _settings(store=store)
-        loopback = host == "localhost" or (host.replace(".", "").isdigit() or ":" in host) and ipaddress.ip_address(host).is_loopback
+        literal = host.replace(".", "").isdigit() or ":" in host
+        loopback = host == "localhost" or literal and ipaddress.ip_address(host).is_loopback
         if not loopback and settings.web_token is None:
             raise ConfigError(f"binding to {host} exposes the UI beyond this machine: set ENERGYWATCH_WEB_TOKEN "
                               "to an access token first (clients send it as Authorization: Bearer TOKEN or ?token=)")

@@ -12,7 +12,7 @@ from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HtmlProcessingInstru
 from trafilatura.meta import reset_caches
 from trafilatura.settings import set_date_params
 
-from energywatch.models import Article, ExtractionMethod, FeedItem
+from energywatch.models import Article, DateSource, ExtractionMethod, FeedItem
 from energywatch.textutil import REPAIRED, collapse_ws, decode_bytes
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
@@ -58,7 +58,7 @@ def _page_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _choose_date(page: datetime | None, feed: datetime | None) -> tuple[datetime | None, str, str | None]:
+def _choose_date(page: datetime | None, feed: datetime | None) -> tuple[datetime | None, DateSource, str | None]:
     """Page date first (structured data, then htmldate); the feed's when it agrees and is more precise."""
     if page and feed:
         if abs(page - feed) <= timedelta(days=1, hours=12):
@@ -88,6 +88,8 @@ def extract_article(html: bytes | str, *, url: str, item: FeedItem, header_chars
             # no date; otherwise the page's structured date (or the feed's) is enough.
             date_extraction_params=set_date_params(extensive=item.published_at is None),
         )
+        if isinstance(doc, dict):  # only with as_dict=True, which we never pass: keep the types honest
+            doc = None
     except Exception as exc:  # trafilatura raises a zoo of lxml/ValueError types on hostile markup
         doc = None
         warnings.append(f"extraction failed: {type(exc).__name__}: {exc}")

@@ -115,7 +115,7 @@ def _parse_iso(value: Any) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return _to_datetime(feedparser._parse_date(value))  # type: ignore[attr-defined]
+        return _to_datetime(feedparser._parse_date(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
@@ -238,7 +238,7 @@ def _parse_json_feed(feed: Feed, content: bytes, base: str, max_items: int | Non
     if not isinstance(data, dict) or "jsonfeed.org" not in str(data.get("version", "")):
         raise FeedParseError(f"{base}: JSON body is not a JSON Feed (no jsonfeed.org version)")
     found = _Items(max_items)
-    raw_items = data.get("items") if isinstance(data.get("items"), list) else []
+    raw_items: list[Any] = data["items"] if isinstance(data.get("items"), list) else []
     home = _text(data.get("home_page_url")) or base
     for entry in raw_items:
         if not isinstance(entry, dict):
@@ -247,7 +247,7 @@ def _parse_json_feed(feed: Feed, content: bytes, base: str, max_items: int | Non
         authors = entry.get("authors") or ([entry["author"]] if isinstance(entry.get("author"), dict) else [])
         names = tuple(str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name"))
         guid = entry.get("id")
-        tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
+        tags: list[Any] = entry["tags"] if isinstance(entry.get("tags"), list) else []
         found.add(
             feed, link=_text(entry.get("url")) or _text(entry.get("external_url")) or None,
             guid=str(guid) if isinstance(guid, (str, int)) and str(guid) else None,
@@ -397,7 +397,8 @@ async def poll_feed(http: HttpClient, feed: Feed, state: FeedState, *, max_bytes
     if state.disabled:
         return PollResult(feed, "disabled", state, error=state.disabled_reason)
     if state.retry_after_until and now < state.retry_after_until:
-        return PollResult(feed, "deferred", state, error=f"server asked to wait until {state.retry_after_until:%Y-%m-%d %H:%M:%S}Z")
+        return PollResult(feed, "deferred", state,
+                          error=f"server asked to wait until {state.retry_after_until:%Y-%m-%d %H:%M:%S}Z")
     url = state.discovered_url or feed.url
     polled = replace_state(state, last_polled_at=now)
     try:
@@ -461,7 +462,7 @@ async def poll_feed(http: HttpClient, feed: Feed, state: FeedState, *, max_bytes
 
 async def _parse(parse: Any, feed: Feed, response: HttpResponse) -> ParsedFeed:
     args = (feed, response.content)
-    kwargs = {"url": response.url, "content_type": response.content_type, "charset": response.charset}
+    kwargs: dict[str, Any] = {"url": response.url, "content_type": response.content_type, "charset": response.charset}
     if parse is None:
         return parse_feed(*args, **kwargs)
     return await parse(*args, **kwargs)

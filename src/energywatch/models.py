@@ -14,6 +14,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# where a published date came from: the page, the feed, the fetch time (none was plausible), nowhere
+DateSource = Literal["page", "feed", "fetched", "none"]
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -85,7 +88,7 @@ class Article(_Frozen):
     summary: str = ""
     authors: tuple[str, ...] = ()
     published_at: datetime | None = None
-    date_source: Literal["page", "feed", "fetched", "none"] = "none"
+    date_source: DateSource = "none"
     site_name: str | None = None
     method: ExtractionMethod = ExtractionMethod.PAGE
     warnings: tuple[str, ...] = ()

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 _HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
 _PAGE_ACCEPT = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"}
 _WRITE_BATCH = 64
-_MAX_POOL_RESTARTS = 3
-_LEASE_MARGIN = timedelta(minutes=5)  # beyond the run deadline: a run's leases outlive it only if it dies  # a page that kills every worker it meets is not allowed to stall the run for ever
+_MAX_POOL_RESTARTS = 3  # a page that kills every worker it meets is not allowed to stall the run for ever
+_LEASE_MARGIN = timedelta(minutes=5)  # beyond the run deadline: a run's leases outlive it only if it dies
 _WRITE_EVERY_SECONDS = 1.0  # so that a killed run keeps what it had finished
 
 
@@ -246,7 +246,6 @@ class _Run:
         log.warning("%s failed for %s (%s): %s", stage, shown, feed_id, reason)
 
     async def parse(self, feed: Feed, content: bytes, *, url: str, content_type: str, charset: str | None) -> ParsedFeed:
-        loop = asyncio.get_running_loop()
         return await self.in_worker(_parse_in_worker, feed, content, url, content_type, charset,
                                     self.settings.max_items_per_feed)
 

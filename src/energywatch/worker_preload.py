@@ -6,8 +6,7 @@ worker in every run. Forked from a server that has done it once, the workers sha
 
 import contextlib
 
-from energywatch import extract, pipeline  # noqa: F401  (trafilatura, lxml, the enrichment code)
-from energywatch import workers
+from energywatch import extract, pipeline, workers  # noqa: F401  (trafilatura, lxml, the enrichment code)
 from energywatch.enrich.dedup import permutations
 from energywatch.enrich.language import load_model
 

@@ -55,7 +55,7 @@ class _WorkerPopen(popen_forkserver.Popen):
         # __main__ is hidden just while this worker's start-up data is written and the fork server forks
         forkserver.ensure_running()
         with _main_hidden():
-            super()._launch(process_obj)
+            super()._launch(process_obj)  # type: ignore[misc]
 
 
 class _WorkerProcess(mp_context.ForkServerProcess):
@@ -65,14 +65,16 @@ class _WorkerProcess(mp_context.ForkServerProcess):
 
     def start(self) -> None:
         """Start the worker, also from a process forked from a Celery worker (Airflow's CeleryExecutor)."""
-        config = mp_process.current_process()._config  # noqa: SLF001 (neither flag has a public setter that keeps the stdlib type)
+        # neither flag has a public setter that keeps the stdlib type
+        config = mp_process.current_process()._config  # type: ignore[attr-defined]
         # Celery's prefork pool (billiard) leaves its own AuthenticationString in the process's config,
         # which Airflow's task process inherits by fork; the stdlib refuses to pickle that type for a
         # child ("Pickling an AuthenticationString object is disallowed"). Same key, stdlib type:
         key = config.get("authkey")  # set directly: billiard's setter would wrap it in its own type again
-        if key is not None and type(key) is not mp_process.AuthenticationString:
-            config["authkey"] = mp_process.AuthenticationString(bytes(key))
-        self._config["authkey"] = config.get("authkey")
+        stdlib_type = mp_process.AuthenticationString  # type: ignore[attr-defined]
+        if key is not None and type(key) is not stdlib_type:
+            config["authkey"] = stdlib_type(bytes(key))
+        self._config["authkey"] = config.get("authkey")  # type: ignore[attr-defined]
         # The pool also marks its processes daemonic, a mark the task process inherits too, and then
         # multiprocessing refuses every child ("daemonic processes are not allowed to have children").
         # The mark exists so that a daemon's children are not left behind; ours end with the pool at

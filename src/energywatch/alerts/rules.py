@@ -6,7 +6,7 @@ import hashlib
 import math
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -106,7 +106,8 @@ def load_rules(path: Path) -> RulesFile:
             loc = list(err["loc"])
             if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
                 rules = (raw or {}).get("rules") or []
-                name = rules[loc[1]].get("name", f"#{loc[1] + 1}") if loc[1] < len(rules) and isinstance(rules[loc[1]], dict) else f"#{loc[1] + 1}"
+                known = loc[1] < len(rules) and isinstance(rules[loc[1]], dict)
+                name = rules[loc[1]].get("name", f"#{loc[1] + 1}") if known else f"#{loc[1] + 1}"
                 where = f"rule {name!r}" + (f": {'.'.join(map(str, loc[2:]))}" if loc[2:] else "")
             else:
                 where = ".".join(map(str, loc)) or "file"
@@ -121,13 +122,14 @@ def load_rules(path: Path) -> RulesFile:
 
 def _reference_problems(raw: dict) -> list[str]:
     """Channels that rules name but the file does not define (checked even when other fields are wrong)."""
-    channels = raw.get("channels") if isinstance(raw.get("channels"), dict) else {}
+    channels: dict[str, Any] = raw["channels"] if isinstance(raw.get("channels"), dict) else {}
     problems = []
     for index, rule in enumerate(raw.get("rules") or []):
         if isinstance(rule, dict) and isinstance(rule.get("channels"), list):
             unknown = [c for c in rule["channels"] if c not in channels]
             if unknown:
-                problems.append(f"rule {rule.get('name', f'#{index + 1}')!r}: unknown channel(s) {', '.join(map(str, unknown))}"
+                rule_name = rule.get("name", f"#{index + 1}")
+                problems.append(f"rule {rule_name!r}: unknown channel(s) {', '.join(map(str, unknown))}"
                                 f" (defined: {', '.join(channels) or 'none'})")
     return problems
 

@@ -11,7 +11,6 @@ import hashlib
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
 from functools import cache
 from typing import TYPE_CHECKING
 

@@ -12,8 +12,8 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from energywatch.analysis import SCRIPT_LANGUAGES, script_of
-from energywatch.enrich.matcher import Matcher, compile_term
 from energywatch.config import read_yaml
+from energywatch.enrich.matcher import Matcher, compile_term
 from energywatch.errors import ConfigError
 
 Terms = dict[str, list[str]]
@@ -91,7 +91,8 @@ def term_languages(profile: Profile, lang: str | None, sample: str) -> tuple[str
     if lang in profile.languages:
         return lang, (lang,)
     scripts = {script_of(tok) for tok in sample.split()[:200]} - {None}
-    fallback = tuple(l for l in profile.languages if any(l in SCRIPT_LANGUAGES.get(s or "", ()) for s in scripts))
+    fallback = tuple(lang for lang in profile.languages
+                     if any(lang in SCRIPT_LANGUAGES.get(s or "", ()) for s in scripts))
     return None, fallback
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from datetime import datetime, timedelta
-
 from energywatch.models import (
-    Alert, Document, FeedItem, FeedState, SearchQuery, SearchResult, StoreStats, TimelinePoint,
+    Alert,
+    Document,
+    FeedItem,
+    FeedState,
+    SearchQuery,
+    SearchResult,
+    StoreStats,
+    TimelinePoint,
 )
 
 

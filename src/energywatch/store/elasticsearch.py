@@ -16,16 +16,37 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from elasticsearch import (
-    ApiError, AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError, TransportError, helpers,
+    ApiError,
+    AuthenticationException,
+    AuthorizationException,
+    Elasticsearch,
+    NotFoundError,
+    TransportError,
+    helpers,
 )
 
 from energywatch.errors import StoreError, StoreUnavailable
 from energywatch.models import (
-    Alert, Document, FacetValue, TimelinePoint, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
+    Alert,
+    Document,
+    FacetValue,
+    FeedItem,
+    FeedState,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+    StoreStats,
+    TimelinePoint,
+    utcnow,
 )
 from energywatch.snippets import Snippet
 from energywatch.store.es_mapping import (
-    ANALYZERS, TEXT_SUFFIXES, mapping_version, state_mappings, template_body, text_suffix,
+    ANALYZERS,
+    TEXT_SUFFIXES,
+    mapping_version,
+    state_mappings,
+    template_body,
+    text_suffix,
 )
 from energywatch.store.query import ParsedQuery, parse_query
 
@@ -83,7 +104,7 @@ class ElasticsearchStore:
         self._refresh_mode: Any = "wait_for" if refresh else False
         self._unrefreshed: set[str] = set()
         self._bulk_problem = ""  # why the first refused item of the last bulk request was refused
-        self._settings = {"shards": shards, "replicas": replicas, "refresh_interval": refresh_interval}
+        self._settings: dict[str, Any] = {"shards": shards, "replicas": replicas, "refresh_interval": refresh_interval}
         self.ensure_indices()
 
     @classmethod
@@ -325,7 +346,7 @@ class ElasticsearchStore:
         sequence number as just read (realtime GET): of two runs, the second one's write conflicts."""
         current = self._leases(feed_ids)
         source = {"owner": owner, "until": until.isoformat()}
-        actions = []
+        actions: list[dict[str, Any]] = []
         for feed_id, entry in zip(feed_ids, current):
             if not entry.get("found"):
                 actions.append({"_op_type": "create", "_index": self.leases_index, "_id": feed_id, "_source": source})
@@ -402,13 +423,14 @@ class ElasticsearchStore:
         failed: list[str] = []
         self._bulk_problem = ""
         self._unrefreshed.add(index)
+        alias_only: dict[str, Any] = {"require_alias": True} if index == self.alias else {}
         try:
             for ok, item in helpers.streaming_bulk(
                 self.client, actions, chunk_size=500, max_chunk_bytes=_BULK_BYTES, raise_on_error=False,
                 raise_on_exception=False, max_retries=5, initial_backoff=1, max_backoff=60, refresh=self._refresh_mode,
                 # documents go through the alias; were it missing, Elasticsearch would create a concrete
                 # index of that name with a dynamic mapping, and the store would be stuck with it
-                **({"require_alias": True} if index == self.alias else {}),
+                **alias_only,
             ):
                 result = next(iter(item.values()))
                 if not ok and (report_ignored or result.get("status") not in ignore_status):
@@ -580,7 +602,7 @@ class ElasticsearchStore:
 
     def stats(self) -> StoreStats:
         """Counts for `energywatch stats` and the UI."""
-        aggs = {
+        aggs: dict[str, Any] = {
             "stories": {"cardinality": {"field": "story_id"}},
             "oldest": {"min": {"field": "published_at"}}, "newest": {"max": {"field": "published_at"}},
             "last": {"max": {"field": "indexed_at"}},
@@ -761,7 +783,7 @@ def _text_clause(parsed: ParsedQuery, languages: Sequence[str]) -> dict[str, Any
     """Match the words in every language's fields (each analysed by its own analyzer)."""
     if parsed.empty:
         return None
-    suffixes = sorted({text_suffix(l) for l in languages}) if languages else list(TEXT_SUFFIXES)
+    suffixes = sorted({text_suffix(lang) for lang in languages}) if languages else list(TEXT_SUFFIXES)
     fields = [f"title_{s}^4" for s in suffixes] + [f"text_{s}" for s in suffixes]
     must: list[dict[str, Any]] = []
     if parsed.words:

@@ -140,7 +140,7 @@ class SeenMapping(DslDocument):
 def document_mappings(analyzers: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The documents mapping body; `analyzers` (field suffix → analyzer) replaces the built-in choice."""
     # a deep copy: to_dict() hands out dicts that the next call writes over
-    mapping = copy.deepcopy(DocumentMapping._doc_type.mapping.to_dict())
+    mapping = copy.deepcopy(DocumentMapping._doc_type.mapping.to_dict())  # type: ignore[attr-defined]
     for suffix, analyzer in (analyzers or {}).items():
         for field in (f"title_{suffix}", f"text_{suffix}"):
             mapping["properties"][field]["analyzer"] = analyzer

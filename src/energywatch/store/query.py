@@ -48,18 +48,18 @@ def parse_query(text: str) -> ParsedQuery:
                 phrase_texts.append(phrase)
             continue
         is_prefix = word.endswith("*")
-        tokens = tokenize(normalize(word))
-        if not tokens:
+        word_tokens = tokenize(normalize(word))
+        if not word_tokens:
             continue
         if negated:
-            excluded.extend(tokens)
+            excluded.extend(word_tokens)
         elif is_prefix:
-            words.extend(tokens[:-1])
-            prefixes.append(tokens[-1])
+            words.extend(word_tokens[:-1])
+            prefixes.append(word_tokens[-1])
         else:
-            if len(tokens) > 1:
-                phrases.append(tuple(tokens))  # "Nord-Stream" is one phrase, not two loose words
+            if len(word_tokens) > 1:
+                phrases.append(tuple(word_tokens))  # "Nord-Stream" is one phrase, not two loose words
                 phrase_texts.append(word)
             else:
-                words.extend(tokens)
+                words.extend(word_tokens)
     return ParsedQuery(tuple(words), tuple(phrases), tuple(excluded), tuple(prefixes), tuple(phrase_texts))

@@ -17,7 +17,17 @@ from typing import Any
 from energywatch.analysis import analyze, candidate_languages, stem_tokens, unique
 from energywatch.errors import StoreError, StoreUnavailable
 from energywatch.models import (
-    Alert, Document, FacetValue, TimelinePoint, FeedItem, FeedState, SearchHit, SearchQuery, SearchResult, StoreStats, utcnow,
+    Alert,
+    Document,
+    FacetValue,
+    FeedItem,
+    FeedState,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+    StoreStats,
+    TimelinePoint,
+    utcnow,
 )
 from energywatch.snippets import make_snippet
 from energywatch.store.query import ParsedQuery, parse_query
@@ -229,7 +239,7 @@ class SQLiteStore:
         """Insert or replace feed states."""
         now = utcnow().isoformat()
         with self._lock, self._tx():
-            self._db.executemany(
+            self._writer.executemany(
                 "INSERT INTO feed_state VALUES (?, ?, ?) ON CONFLICT(feed_id) DO UPDATE SET data=excluded.data, "
                 "updated_at=excluded.updated_at",
                 [(s.feed_id, s.model_dump_json(), now) for s in states],
@@ -254,7 +264,7 @@ class SQLiteStore:
         with self._lock, self._tx():
             for feed_id in feed_ids:
                 # the lease is the conditional upsert itself: a live lease of another owner is left alone
-                cursor = self._db.execute(
+                cursor = self._writer.execute(
                     "INSERT INTO feed_leases VALUES (?, ?, ?) ON CONFLICT(feed_id) DO UPDATE SET owner = excluded.owner, "
                     "until = excluded.until WHERE feed_leases.until <= ? OR feed_leases.owner = excluded.owner "
                     f"OR feed_leases.owner IN ({','.join('?' * len(dead)) or 'NULL'})",
@@ -267,8 +277,8 @@ class SQLiteStore:
         """Give back the leases this owner holds on these feeds."""
         with self._lock, self._tx():
             for chunk in _chunks(list(feed_ids), 500):
-                self._db.execute(f"DELETE FROM feed_leases WHERE owner = ? AND feed_id IN ({','.join('?' * len(chunk))})",
-                                 [owner, *chunk])
+                marks = ",".join("?" * len(chunk))
+                self._writer.execute(f"DELETE FROM feed_leases WHERE owner = ? AND feed_id IN ({marks})", [owner, *chunk])
 
     # documents -------------------------------------------------------------------------------------
     def unseen(self, items: Sequence[FeedItem]) -> list[FeedItem]:
@@ -285,7 +295,8 @@ class SQLiteStore:
         for chunk in _chunks(pairs, 400):
             clause = " OR ".join("(feed_id = ? AND guid = ?)" for _ in chunk)
             flat = [v for pair in chunk for v in pair]
-            seen_guids.update((r[0], r[1]) for r in self._reader.execute(f"SELECT feed_id, guid FROM seen_guids WHERE {clause}", flat))
+            rows = self._reader.execute(f"SELECT feed_id, guid FROM seen_guids WHERE {clause}", flat)
+            seen_guids.update((r[0], r[1]) for r in rows)
         return [i for i in items if i.doc_id not in known and (i.feed_id, i.guid) not in seen_guids]
 
     def put_documents(self, documents: Sequence[Document], alerts: Sequence[Alert] = ()) -> list[str]:
@@ -297,7 +308,7 @@ class SQLiteStore:
         index_rows = [d.index_terms or index_terms(d) for d in prepared]
         with self._lock, self._tx():
             for doc, (title_terms, body_terms) in zip(prepared, index_rows):
-                row = self._db.execute(
+                row = self._writer.execute(
                     """INSERT INTO documents (id, feed_id, source, guid, language, published_at, indexed_at, label,
                            score, story_id, duplicate_of, content_hash, extraction, data)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -312,16 +323,18 @@ class SQLiteStore:
                      doc.duplicate_of, doc.content_hash, doc.extraction.value, doc.model_dump_json()),
                 ).fetchone()
                 rowid = row[0]
-                self._db.execute("DELETE FROM doc_fts WHERE rowid = ?", (rowid,))
-                self._db.execute("INSERT INTO doc_fts (rowid, title, body) VALUES (?, ?, ?)", (rowid, title_terms, body_terms))
-                self._db.execute("DELETE FROM doc_terms WHERE doc_rowid = ?", (rowid,))
+                self._writer.execute("DELETE FROM doc_fts WHERE rowid = ?", (rowid,))
+                self._writer.execute("INSERT INTO doc_fts (rowid, title, body) VALUES (?, ?, ?)",
+                                 (rowid, title_terms, body_terms))
+                self._writer.execute("DELETE FROM doc_terms WHERE doc_rowid = ?", (rowid,))
                 terms = {(field, value, rowid) for field, get in _TERM_FIELDS.items() for value in get(doc)}
                 if terms:
-                    self._db.executemany("INSERT OR IGNORE INTO doc_terms VALUES (?, ?, ?)", sorted(terms))
+                    self._writer.executemany("INSERT OR IGNORE INTO doc_terms VALUES (?, ?, ?)", sorted(terms))
                 if doc.guid:
-                    self._db.execute("INSERT OR REPLACE INTO seen_guids VALUES (?, ?, ?)", (doc.feed_id, doc.guid, doc.id))
+                    self._writer.execute("INSERT OR REPLACE INTO seen_guids VALUES (?, ?, ?)",
+                                         (doc.feed_id, doc.guid, doc.id))
             # OR IGNORE: a story already in the outbox for this rule and channel never alerts again
-            self._db.executemany("INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._writer.executemany("INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  [_alert_row(a) for a in alerts])
         return [d.id for d in prepared]
 
@@ -338,7 +351,7 @@ class SQLiteStore:
     def update_alerts(self, alerts: Sequence[Alert]) -> None:
         """Replace outbox entries (status, attempts, due time)."""
         with self._lock, self._tx():
-            self._db.executemany("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._writer.executemany("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  [_alert_row(a) for a in alerts])
 
     def claim_alerts(self, alerts: Sequence[Alert], now: datetime, lease: timedelta) -> list[Alert]:
@@ -350,7 +363,7 @@ class SQLiteStore:
                 claimed = alert.model_copy(update={"next_attempt_at": now + lease})
                 row = _alert_row(claimed)
                 # the claim is the conditional update itself: a second deliverer finds nothing left due
-                cursor = self._db.execute(
+                cursor = self._writer.execute(
                     "UPDATE alerts SET next_attempt_at = ?, data = ? WHERE id = ? AND status = 'pending' "
                     "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)", (row[6], row[8], alert.id, stamp))
                 if cursor.rowcount == 1:
@@ -535,11 +548,16 @@ class SQLiteStore:
             oldest_published=_dt(oldest), newest_published=_dt(newest), last_indexed=_dt(last),
         )
 
-    def _tx(self) -> _Transaction:
+    @property
+    def _writer(self) -> sqlite3.Connection:
+        """The writing connection (use it under self._lock, inside self._tx())."""
         if self._db is None:
             raise StoreError(f"SQLite store {self.path} was opened read-only (this process may not write the file "
                              "or its folder): searching works, storing needs write access")
-        return _Transaction(self._db)
+        return self._db
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._writer)
 
 
 class _Transaction:
@@ -670,7 +688,8 @@ def _guarded(method: Any) -> Any:
     return wrapper
 
 
-for _name in ("get_feed_states", "save_feed_states", "feed_leases", "claim_feeds", "release_feeds", "unseen", "put_documents", "due_alerts", "update_alerts",
+for _name in ("get_feed_states", "save_feed_states", "feed_leases", "claim_feeds", "release_feeds", "unseen",
+              "put_documents", "due_alerts", "update_alerts",
               "claim_alerts", "last_sent_at", "alert_history", "get_document", "get_documents", "iter_documents",
               "prepare_lookups", "find_by_content_hash", "find_by_bands", "search", "timeline", "stats"):
     setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))

@@ -88,7 +88,7 @@ def timeline_svg(points: list[TimelinePoint], width: int = 720, height: int = 16
              f'aria-label="Stories per day by label, {escape(days[0])} to {escape(days[-1])}">']
     for day, labels in by_day.items():
         x = 30 + (datetime.fromisoformat(day) - first).days * bar
-        y = height
+        y = float(height)
         for label in ("none", "related", "core"):
             count = labels.get(label, 0)
             if not count:
@@ -124,9 +124,10 @@ class SearchParams:
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     ) -> None:
-        self.raw = {"q": q, "lang": lang, "source": source, "label": label, "theme": theme, "country": country,
-                    "org": org, "min_score": min_score, "since": since, "until": until, "story": story,
-                    "sort": sort, "all_copies": all_copies}
+        self.raw: dict[str, Any] = {
+            "q": q, "lang": lang, "source": source, "label": label, "theme": theme, "country": country,
+            "org": org, "min_score": min_score, "since": since, "until": until, "story": story,
+            "sort": sort, "all_copies": all_copies}
         try:
             self.query = SearchQuery(
                 text=q, languages=tuple(lang), sources=tuple(source), labels=tuple(label), themes=tuple(theme),
@@ -232,7 +233,8 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             raise HTTPException(status_code=404, detail=f"no document {doc_id}")
         copies = store.search(SearchQuery(story_id=doc.story_id, group_stories=False, limit=50, facets=False)).hits
         body = highlight_evidence(doc.text, [e.sentence for e in doc.relevance.evidence if not e.in_title])
-        return page(request, "document.html", doc=doc, body=body, copies=[c.document for c in copies if c.document.id != doc.id])
+        others = [c.document for c in copies if c.document.id != doc.id]
+        return page(request, "document.html", doc=doc, body=body, copies=others)
 
     @app.get("/feeds", response_class=HTMLResponse, include_in_schema=False)
     def feeds_page(request: Request) -> HTMLResponse:
