@@ -191,3 +191,23 @@ def test_two_runs_at_once_fetch_each_page_once(tmp_path, httpserver: HTTPServer)
     assert store.stats().documents == n
     assert store.claim_feeds(["twice"], "after", utcnow() + timedelta(minutes=1), utcnow()) == {"twice"}  # released
     store.close()
+
+
+def test_a_page_failing_run_after_run_is_given_up_for_the_feed_summary(settings: Settings, store: SQLiteStore,
+                                                                       httpserver: HTTPServer) -> None:
+    from energywatch.pipeline import MAX_PAGE_ATTEMPTS
+
+    httpserver.expect_request("/down/page").respond_with_data("busy", status=503)
+    items = serve_articles(httpserver, 1, prefix="up")
+    items.append({"title": "Down page", "link": httpserver.url_for("/down/page"), "guid": "down",
+                  "description": "The feed's summary of the story on the compressor station."})
+    httpserver.expect_request("/down.rss").respond_with_data(rss(items), content_type="application/rss+xml")
+    feeds = [Feed(id="down", name="Down", url=httpserver.url_for("/down.rss"))]
+    stored = [run(settings, feeds, store).documents_stored for _ in range(MAX_PAGE_ATTEMPTS + 2)]
+    assert stored == [1] + [0] * (MAX_PAGE_ATTEMPTS - 1) + [1, 0]  # the summary after the 5th failure
+    gets = [r for r, _ in httpserver.log if r.path == "/down/page"]
+    assert len(gets) == MAX_PAGE_ATTEMPTS  # and never fetched again meanwhile
+    down = next(d for d in store.iter_documents() if d.title == "Down page")
+    assert down.extraction == "feed-summary" and "compressor station" in down.text
+    assert any("failed in 5 runs in a row" in w for w in down.warnings)
+    assert store.get_feed_states()["down"].page_attempts == {}

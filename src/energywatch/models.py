@@ -53,6 +53,8 @@ class FeedState(_Frozen):
     retry_after_until: datetime | None = None
     disabled: bool = False
     disabled_reason: str | None = None
+    # entries whose page failed transiently, by document id: in how many runs in a row
+    page_attempts: dict[str, int] = Field(default_factory=dict)
 
 
 class FeedItem(_Frozen):

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
 _PAGE_ACCEPT = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"}
 _WRITE_BATCH = 64
+MAX_PAGE_ATTEMPTS = 5  # runs in a row an entry's page may fail transiently before the feed's summary is kept
 _MAX_POOL_RESTARTS = 3  # a page that kills every worker it meets is not allowed to stall the run for ever
 _LEASE_MARGIN = timedelta(minutes=5)  # beyond the run deadline: a run's leases outlive it only if it dies
 _WRITE_EVERY_SECONDS = 1.0  # so that a killed run keeps what it had finished
@@ -232,6 +233,7 @@ class _Run:
         self.write_lock = asyncio.Lock()
         self.last_flush = time.monotonic()
         self.store_failed: set[str] = set()
+        self.page_attempts: dict[str, int] = {}  # doc id → runs in a row its page failed transiently
         # pages fetched ahead of the workers: enough that a briefly busy event loop never leaves a worker
         # idle, few enough to bound memory (a page is capped at max_page_bytes)
         self.page_slots = asyncio.Semaphore(settings.workers * 8)
@@ -298,9 +300,11 @@ class _Run:
         self.progress.items_planned(len(new))
         # stopped half-way here (a signal, the run deadline), the feed keeps its previous state, whose
         # validators belong to an older body: the next poll reads this body again and finishes it
+        self.page_attempts.update(state.page_attempts)
         outcomes = await asyncio.gather(*(self.handle_item(http, item) for item in new))
         await self.flush()
-        state = result.state
+        failing = {i.doc_id: state.page_attempts.get(i.doc_id, 0) + 1 for i, ok in zip(new, outcomes) if not ok}
+        state = replace_state(result.state, page_attempts=failing)
         if not all(outcomes) or any(i.doc_id in self.store_failed for i in new):
             # keep no validators: the next poll must read the whole feed again to retry these items
             state = replace_state(state, etag=None, last_modified=None, body_hash=None)
@@ -342,6 +346,10 @@ class _Run:
             html, final_url, charset, reason = None, item.url, None, None
             t0 = time.perf_counter()
             try:
+                tries = self.page_attempts.get(item.doc_id, 0)
+                if tries >= MAX_PAGE_ATTEMPTS:
+                    # a page that times out or answers 5xx run after run would cost every run its wait
+                    raise FetchError(f"{item.url}: the page failed in {tries} runs in a row; not fetched again")
                 page = await http.get(item.url, max_bytes=self.settings.max_page_bytes, headers=_PAGE_ACCEPT)
                 if page.content_type not in _HTML_TYPES:
                     raise FetchError(f"{item.url}: not an HTML page (Content-Type {page.content_type})")
