@@ -519,9 +519,13 @@ class SQLiteStore:
             ).fetchall()
             facets[name] = tuple(FacetValue(value=str(v), count=c) for v, c in rows)
         for name, field in _FACET_TERMS.items():
+            # CROSS JOIN fixes the loop order: the matches outside, each one's terms looked up by the
+            # (doc_rowid, field) index inside. Left to itself the planner walked every term of the field
+            # in the archive and scanned the unindexed temp table for each: quadratic (0.9 s at 5,000
+            # documents for countries, 6 ms this way)
             rows = self._reader.execute(
-                """SELECT t.value, COUNT(*) FROM temp.matched m JOIN doc_terms t ON t.doc_rowid = m.rid
-                   WHERE t.field = ? GROUP BY t.value ORDER BY COUNT(*) DESC, t.value LIMIT ?""",
+                """SELECT t.value, COUNT(*) FROM temp.matched m CROSS JOIN doc_terms t
+                   ON t.doc_rowid = m.rid AND t.field = ? GROUP BY t.value ORDER BY COUNT(*) DESC, t.value LIMIT ?""",
                 (field, FACET_LIMIT),
             ).fetchall()
             facets[name] = tuple(FacetValue(value=v, count=c) for v, c in rows)
