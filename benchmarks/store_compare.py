@@ -66,6 +66,7 @@ def searches() -> list[tuple[str, SearchQuery]]:
 
 
 def _enrich(job: tuple[str, bytes]) -> Document | None:
+    from energywatch.config import Settings
     from energywatch.pipeline import PageJob, build_document
 
     path, html = job
@@ -73,7 +74,8 @@ def _enrich(job: tuple[str, bytes]) -> Document | None:
     item = FeedItem(feed_id="corpus", source="Corpus", url=url, canonical_url=url, doc_id=uuid.uuid5(
         uuid.NAMESPACE_URL, url).hex, guid=url)
     job_ = PageJob(item=item, html=html, final_url=url, charset=None, fetched_at=NOW, fallback_reason=None,
-                   min_text_chars=200, languages=(), language_sample_chars=600)
+                   min_text_chars=200, languages=(), language_sample_chars=600,
+                   max_text_chars=Settings.model_fields["max_text_chars"].default)
     try:
         document, _ = build_document(job_)
     except Exception as exc:  # noqa: BLE001 - a page the pipeline cannot use is left out, as in a run

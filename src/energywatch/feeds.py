@@ -31,7 +31,6 @@ MAX_RETRY_AFTER = timedelta(days=1)
 
 PollStatus = Literal["ok", "not-modified", "unchanged", "failed", "gone", "deferred", "disabled"]
 
-_NON_ASCII = re.compile(rb"[\x80-\xff]")
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>", re.S)
 _ENC_IN_DECL = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _FEED_TYPES = {
@@ -275,7 +274,7 @@ def _encoding_notes(content: bytes, encoding: str, content_type: str, labels: di
     if content_type not in _XML_TYPES and not content_type.endswith(("+xml", "/xml")):
         notes.append(f"served as {content_type}, not as a feed")
     used = encoding.split(",")[0]
-    non_ascii = _NON_ASCII.search(content) is not None
+    non_ascii = not content.isascii()
     for where, label in labels.items():
         if not label:
             continue

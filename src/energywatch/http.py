@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import httpx
@@ -22,6 +22,7 @@ from httpx_aiohttp.transport import AiohttpResponseStream
 
 from energywatch.config import Settings
 from energywatch.errors import BlockedAddressError, FeedGone, FetchError, TransientError
+from energywatch.urls import split_credentials
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # hand bodies on in pieces of up to 256 kB rather than 16 kB: each piece passes through aiohttp, httpx
@@ -155,7 +156,8 @@ class HttpClient:
 
         Credentials in the URL (https://user:pass@host/feed, a private feed) are sent as Basic auth,
         only to that origin, and never appear in an error message."""
-        url, auth = _split_credentials(url)
+        url, user, password = split_credentials(url)
+        auth = httpx.BasicAuth(unquote(user), unquote(password or "")) if user is not None else None
         for attempt in range(2):
             try:
                 return await self._get_once(url, max_bytes=max_bytes, headers=headers or {}, auth=auth)
@@ -248,20 +250,19 @@ class BoundedDecoder:
     """
 
     def __init__(self, content_encoding: str, limit: int, url: str) -> None:
-        self._limit, self._url = limit, url
         codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
         unknown = [c for c in codings if c not in {"gzip", "x-gzip", "deflate", "identity"}]
         if unknown:
             raise FetchError(f"{url}: unsupported Content-Encoding {', '.join(unknown)} (gzip and deflate were asked for)")
-        # the header lists codings in the order they were applied: undo them last first
+        # the header lists codings in the order they were applied: undo them last first. Each layer
+        # bounds its own output, the last one the body's (the raw body is bounded by the caller)
         self._stages = [_Inflater(c, limit, url) for c in reversed(codings) if c != "identity"]
-        self._size = 0
 
     def decode(self, data: bytes) -> bytes:
         """Decode the next piece of the body."""
         for stage in self._stages:
             data = stage.decode(data)
-        return self._count(data)
+        return data
 
     def flush(self) -> bytes:
         """Whatever the stages still hold once the body has ended."""
@@ -270,12 +271,6 @@ class BoundedDecoder:
             data = stage.decode(data) + stage.flush()
             for later in self._stages[index + 1:]:
                 data = later.decode(data)
-        return self._count(data)
-
-    def _count(self, data: bytes) -> bytes:
-        self._size += len(data)
-        if self._size > self._limit:
-            raise FetchError(f"{self._url}: the body inflates past the limit of {self._limit} bytes")
         return data
 
 
@@ -284,7 +279,6 @@ class _Inflater:
 
     def __init__(self, coding: str, limit: int, url: str) -> None:
         self._coding, self._limit, self._url = coding, limit, url
-        self._raw_deflate = False
         self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS if coding in {"gzip", "x-gzip"} else zlib.MAX_WBITS)
         self._first = True
         self._size = 0
@@ -295,9 +289,9 @@ class _Inflater:
         try:
             out = self._zlib.decompress(data, self._limit + 1 - self._size)
         except zlib.error as exc:
-            if self._first and self._coding == "deflate" and not self._raw_deflate:
+            if self._first and self._coding == "deflate":
                 # "deflate" is often sent raw, without the zlib wrapper the standard asks for
-                self._raw_deflate = True
+                self._first = False
                 self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
                 return self.decode(data)
             raise FetchError(f"{self._url}: {self._coding} body is corrupt ({exc})") from exc
@@ -315,16 +309,6 @@ class _Inflater:
         if self._size > self._limit or self._zlib.unconsumed_tail:
             raise FetchError(f"{self._url}: the {self._coding} body inflates past the limit of {self._limit} bytes")
         return out
-
-
-def _split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
-    """The URL without user:password@, and those as Basic auth (None when it has none)."""
-    parts = urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at:
-        return url, None
-    user, _, password = userinfo.partition(":")
-    return urlunsplit(parts._replace(netloc=host)), httpx.BasicAuth(unquote(user), unquote(password))
 
 
 def _is_ip(host: str) -> bool:

@@ -77,8 +77,8 @@ class PageJob:
     min_text_chars: int
     languages: tuple[str, ...]
     language_sample_chars: int
+    max_text_chars: int
     profile_file: str | None = None
-    max_text_chars: int = 200_000
 
 
 def build_document(job: PageJob) -> tuple[Document, dict[str, float]]:
@@ -274,7 +274,7 @@ class _Run:
         """Poll one feed and carry its new items through; only a store failure ends the run."""
         try:
             await self._handle_feed(http, feed, state)
-        except (StoreError, asyncio.CancelledError):
+        except StoreError:
             raise
         except Exception as exc:  # one feed's surprise never stops the others
             log.exception("feed %s failed unexpectedly", feed.id)
@@ -298,9 +298,9 @@ class _Run:
         self.claimed.update(i.doc_id for i in new)
         self.summary.items_new += len(new)
         self.progress.items_planned(len(new))
+        self.page_attempts.update(state.page_attempts)
         # stopped half-way here (a signal, the run deadline), the feed keeps its previous state, whose
         # validators belong to an older body: the next poll reads this body again and finishes it
-        self.page_attempts.update(state.page_attempts)
         outcomes = await asyncio.gather(*(self.handle_item(http, item) for item in new))
         await self.flush()
         failing = {i.doc_id: state.page_attempts.get(i.doc_id, 0) + 1 for i, ok in zip(new, outcomes) if not ok}
@@ -332,7 +332,7 @@ class _Run:
         """Fetch, extract and queue one item; False when it must be retried in a later run."""
         try:
             return await self._handle_item(http, item)
-        except (StoreError, asyncio.CancelledError):
+        except StoreError:
             raise
         except Exception as exc:  # a bug or a library's surprise: this item is retried, the run goes on
             log.exception("handling %s (%s) failed unexpectedly", redact_url(item.url), item.feed_id)

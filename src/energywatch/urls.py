@@ -27,13 +27,24 @@ def canonical_url(url: str, base: str | None = None) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", query, ""))
 
 
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """The URL without its user:password@, and the user and password as written (percent-encoded);
+    None for what it does not have. The host part may list several hosts (es1:9200,es2:9200)."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at:
+        return url, None, None
+    user, colon, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=hosts)), user, password if colon else None
+
+
 def redact_url(url: str) -> str:
     """A URL with any password in it hidden, for messages and logs."""
-    parts = urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}"))
-    return url
+    bare, user, password = split_credentials(url)
+    if password is None:
+        return url
+    parts = urlsplit(bare)
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc}"))
 
 
 def document_id(canonical: str) -> str:

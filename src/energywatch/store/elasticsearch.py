@@ -49,6 +49,7 @@ from energywatch.store.es_mapping import (
     text_suffix,
 )
 from energywatch.store.query import ParsedQuery, parse_query
+from energywatch.urls import split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -678,8 +679,9 @@ def client_options(url: str, environ: dict[str, str] | None = None) -> dict[str,
     import os
 
     env = os.environ if environ is None else environ
-    parts = urlsplit(url)
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    bare, user, password = split_credentials(url)
+    parts = urlsplit(bare)
+    hostlist = parts.netloc
     # unquoted: an Airflow connection whose host lists the nodes gives them as es1%3A9200%2Ces2%3A9200
     # each node once: the client refuses a pool that names one twice (ValueError at construction)
     hosts = list(dict.fromkeys(_host_url(parts.scheme, host) for host in unquote(hostlist).split(",") if host.strip()))
@@ -687,9 +689,8 @@ def client_options(url: str, environ: dict[str, str] | None = None) -> dict[str,
         raise StoreError("cannot read an Elasticsearch host from the store URL (expected http(s)://host:9200, "
                          "or http(s)://host1:9200,host2:9200 for several nodes)")
     options: dict[str, Any] = {"hosts": hosts, "request_timeout": 30, "retry_on_timeout": True, "max_retries": 3}
-    if userinfo:
-        user, _, password = userinfo.partition(":")
-        options["basic_auth"] = (unquote(user), unquote(password))
+    if user or password is not None:
+        options["basic_auth"] = (unquote(user or ""), unquote(password or ""))
     elif env.get("ENERGYWATCH_ES_API_KEY"):
         options["api_key"] = env["ENERGYWATCH_ES_API_KEY"]
     if env.get("ENERGYWATCH_ES_CA_CERTS"):

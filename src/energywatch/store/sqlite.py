@@ -160,11 +160,6 @@ class SQLiteStore:
                     raise
                 time.sleep(0.05)
 
-    @property
-    def read_only(self) -> bool:
-        """Whether this store was opened read-only (the file or its folder may not be written)."""
-        return self._db is None
-
     def _open_read_only(self, why: Exception) -> None:
         errors = []
         # immutable=1 also reads a WAL store whose -shm file cannot be created (a read-only folder)
