@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 
-.PHONY: run test install install-test bench bench-stores serve clean system-test-deps
+.PHONY: run test install install-test bench bench-stores bench-scale serve clean system-test-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench: $(VENV)/.installed
 
 bench-stores: $(VENV)/.installed
 	$(BIN)/python benchmarks/store_compare.py
+
+bench-scale: $(VENV)/.installed
+	$(BIN)/python benchmarks/store_scale.py
 
 serve: $(VENV)/.installed
 	$(BIN)/energywatch serve

@@ -256,7 +256,8 @@ class Pipeline:
                                  per_host_concurrency=16, global_concurrency=16)
         self.store = SQLiteStore(store_path)
         self.pool = make_pool(self.settings)
-        list(self.pool.map(_warm_noop, range(workers)))
+        # a builtin: the workers never import this script (`__main__`), so a function of it cannot reach them
+        list(self.pool.map(abs, range(workers)))
 
     def measure(self, round_no: int, feed_urls: list[str]) -> tuple[float, float, object]:
         """Seconds and CPU seconds (this process and its workers) for one run over a round's feeds, and its summary."""
@@ -276,10 +277,6 @@ class Pipeline:
         """Stop the workers and close the store."""
         self.pool.shutdown()
         self.store.close()
-
-
-def _warm_noop(_: int) -> None:
-    return None
 
 
 def main() -> None:

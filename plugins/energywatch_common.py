@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, task
 
 DOCUMENTS = Asset("energywatch://documents")
+FETCH_POOL = os.environ.get("ENERGYWATCH_FETCH_POOL", "energywatch_fetch")
 
 DEFAULT_ARGS = {
     "owner": "energywatch",
@@ -95,3 +97,35 @@ def channel_secrets() -> dict[str, str]:
     if smtp is not None and smtp.password:
         secrets["ENERGYWATCH_SMTP_PASSWORD"] = smtp.password
     return secrets
+
+
+# The tasks both ingestion DAGs (cron and event-driven) run after planning. Each call inside a DAG
+# makes that DAG's own task, with the DAG's default arguments.
+@task(pool=FETCH_POOL, max_active_tis_per_dagrun=8)
+def ingest(feed_ids: list[str]) -> dict:
+    """Poll one batch of feeds and store what is new."""
+    from energywatch.orchestration import ingest_batch
+
+    return ingest_batch(feed_ids, store_url=store_url())
+
+
+# runs when no feed was due too (the mapped task is then skipped): the summary is still recorded
+@task(retries=0, trigger_rule="none_failed")
+def record(batches: list[dict] | None) -> dict:
+    """Sum the batches' counts."""
+    from energywatch.orchestration import combine
+
+    return combine(list(batches or []))
+
+
+# the alerting DAG is scheduled on this Asset, so it is emitted only when documents were stored:
+# an idle run (nothing due, nothing new) skips it instead of starting an alerts run for nothing
+@task(outlets=[DOCUMENTS], retries=0)
+def announce(totals: dict, **context) -> dict:
+    """Emit the documents Asset with the run's counts, when it stored any."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not totals.get("documents_stored"):
+        raise AirflowSkipException("no new documents: the Asset is not updated")
+    context["outlet_events"][DOCUMENTS].extra = totals
+    return totals

@@ -101,3 +101,27 @@ def test_search_filters_explain_and_rescore(tmp_path: Path, httpserver: HTTPServ
     assert missing.exit_code == 2 and "not in the store" in missing.output
     rescored = runner.invoke(app, ["rescore"], env=e)
     assert rescored.exit_code == 0 and "re-scored 1 document(s), 0 changed" in rescored.output
+
+
+def test_backup_then_prune(tmp_path: Path, httpserver: HTTPServer) -> None:
+    e = env(tmp_path, write_feeds(tmp_path, httpserver))
+    assert runner.invoke(app, ["run", "--json"], env=e).exit_code == 0
+    copy = tmp_path / "backups" / "copy.db"
+    done = runner.invoke(app, ["backup", str(copy)], env=e)
+    assert done.exit_code == 0 and "backup written" in done.output and copy.is_file()
+    again = runner.invoke(app, ["backup", str(copy)], env=e)
+    assert again.exit_code == 2 and "never overwrites" in again.output
+    # not confirmed: nothing goes
+    kept = runner.invoke(app, ["prune", "--before", "2100-01-01"], env=e, input="n\n")
+    assert kept.exit_code == 1
+    assert json.loads(runner.invoke(app, ["stats", "--json"], env=e).output)["documents"] == 1
+    pruned = runner.invoke(app, ["prune", "--before", "2100-01-01", "--yes"], env=e)
+    assert pruned.exit_code == 0 and "deleted 1 document" in pruned.output, pruned.output
+    assert json.loads(runner.invoke(app, ["stats", "--json"], env=e).output)["documents"] == 0
+    # the backup still has it
+    restored = runner.invoke(app, ["stats", "--json", "--store", f"sqlite:///{copy}"], env=e)
+    assert json.loads(restored.output)["documents"] == 1
+    bad = runner.invoke(app, ["prune", "--before", "soon", "--yes"], env=e)
+    assert bad.exit_code == 2 and "error" in bad.output
+    es = runner.invoke(app, ["backup", str(tmp_path / "x.db"), "--store", "http://127.0.0.1:9"], env=e)
+    assert es.exit_code == 2 and "snapshot" in es.output

@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional, TypeVar
 
@@ -23,7 +23,7 @@ from energywatch.errors import ConfigError, EnergywatchError
 from energywatch.models import Feed, RunSummary, SearchQuery, SearchResult
 from energywatch.snippets import Snippet, render_marked
 from energywatch.store import redact
-from energywatch.timeparse import parse_since
+from energywatch.timeparse import parse_since, parse_until
 
 app = typer.Typer(help="Multilingual news monitoring for energy security.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -138,6 +138,168 @@ def run(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def watch(
+    feeds: FeedsOpt = None,
+    store: StoreOpt = None,
+    metrics_port: Annotated[Optional[int], typer.Option(
+        "--metrics-port", min=1, max=65535, help="serve Prometheus metrics at http://ADDRESS:PORT/metrics")] = None,
+    metrics_address: Annotated[str, typer.Option("--metrics-address", help="address the metrics listen on")
+                               ] = "127.0.0.1",
+    log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line")] = False,
+) -> None:
+    """Watch the feeds without end: each polled on its own schedule, new stories stored and alerted at once.
+
+    Busy feeds are polled every ENERGYWATCH_WATCH_MIN_INTERVAL_SECONDS (60), quiet ones less often, up to
+    ENERGYWATCH_WATCH_MAX_INTERVAL_SECONDS (600). The feed list and the alert rules are reloaded when
+    their files change. SIGTERM or Ctrl-C: what is extracted is stored, the rest stays for next time."""
+    from energywatch.metrics import WatchMetrics
+    from energywatch.store import open_store
+
+    _configure_logging(log_json, logging.INFO)
+    try:
+        settings = _settings(feeds, store)
+        load_feeds(settings.feeds_file)  # a broken list is an error now, not a log line later
+        backend = open_store(settings.store)
+    except EnergywatchError as exc:
+        _fail(exc)
+    metrics = WatchMetrics()
+    if metrics_port:
+        try:
+            metrics.serve(metrics_port, metrics_address)
+        except OSError as exc:
+            backend.close()
+            _fail(ConfigError(f"cannot serve metrics on {metrics_address}:{metrics_port}: {exc}"))
+    try:
+        asyncio.run(_watch(settings, backend, metrics))
+    except EnergywatchError as exc:
+        _fail(exc)
+    finally:
+        backend.close()
+
+
+async def _watch(settings: Settings, backend: Any, metrics: Any) -> None:
+    from energywatch.pipeline import make_pool
+    from energywatch.watch import Watcher
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def first(sig: signal.Signals) -> None:
+        logging.getLogger("energywatch.watch").warning(
+            "%s: finishing what is extracted and delivering what is due, then stopping", sig.name)
+        stop.set()
+        for again in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(again)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, first, sig)
+    pool = make_pool(settings)
+    try:
+        await Watcher(settings, backend, stop=stop, metrics=metrics).run(pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object per log record, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _configure_logging(as_json: bool, level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("energywatch").setLevel(level)
+
+
+@app.command()
+def status(
+    feeds: FeedsOpt = None,
+    store: StoreOpt = None,
+    metrics_url: Annotated[Optional[str], typer.Option(
+        "--metrics-url", help="also show a running watcher's counters, e.g. http://127.0.0.1:9464/metrics")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each feed's last poll, last success, last new item and next poll as `watch` plans it; the outbox."""
+    from energywatch.models import utcnow
+    from energywatch.watch import feed_status
+
+    try:
+        settings = _settings(feeds, store)
+        feed_list = load_feeds(settings.feeds_file)
+    except EnergywatchError as exc:
+        _fail(exc)
+
+    def read(backend: Any) -> tuple[dict[str, Any], int, Any]:
+        return backend.get_feed_states(), len(backend.due_alerts(utcnow() + timedelta(days=3650))), backend.stats()
+
+    states, pending, stats = _with_store(settings.store, read)
+    now = utcnow()
+    rows = feed_status(feed_list, states, now, settings)
+    counters = _watch_counters(metrics_url) if metrics_url else {}
+    if as_json:
+        console.print_json(json.dumps({"feeds": [r.model_dump(mode="json") for r in rows], "alerts_pending": pending,
+                                       "documents": stats.documents, "watcher": counters}))
+        return
+    if counters:
+        console.print("watcher: " + ", ".join(f"{name} {value:g}" for name, value in counters.items()))
+    table = Table(title=f"energywatch status · {stats.documents:,} documents · {pending} alert(s) pending",
+                  title_justify="left")
+    for column in ("feed", "last poll", "last success", "last new item", "every", "next poll", "failing"):
+        table.add_column(column)
+
+    def ago(moment: datetime | None) -> str:
+        return "—" if moment is None else _age(now - moment) + " ago"
+
+    for row in rows:
+        nxt = row.next_poll_at
+        when = "disabled" if nxt is None else "due" if nxt <= now else "in " + _age(nxt - now)
+        failing = f"{row.consecutive_failures}× {row.last_error or ''}"[:60] if row.consecutive_failures else ""
+        table.add_row(row.feed, ago(row.last_polled_at), ago(row.last_success_at), ago(row.last_new_at),
+                      _age(timedelta(seconds=row.interval_seconds)), when, escape(failing))
+    console.print(table)
+
+
+def _watch_counters(url: str) -> dict[str, float]:
+    """A running watcher's energywatch_* samples from its Prometheus endpoint (histogram buckets left out)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(url, timeout=10).raise_for_status().text
+    except httpx.HTTPError as exc:
+        _fail(ConfigError(f"cannot read the watcher's metrics at {url}: {exc} (is `energywatch watch "
+                          "--metrics-port` running?)"))
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.startswith("energywatch_") or sample.name.endswith(("_bucket", "_created")):
+                continue
+            labels = ",".join(f"{k}={v}" for k, v in sample.labels.items())
+            out[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return out
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
 async def _stoppable(run_async: Callable[..., Any], *args: Any, **kwargs: Any) -> RunSummary:
     """Run the pipeline; SIGTERM or Ctrl-C ends it cleanly, with its summary (a second one kills it)."""
     loop = asyncio.get_running_loop()
@@ -214,7 +376,7 @@ def search(
         settings = _settings(store=store)
         q = SearchQuery(
             text=query, languages=tuple(lang or ()), sources=tuple(source or ()), since=parse_since(since),
-            until=parse_since(until), labels=tuple(label or ()), min_score=min_score, themes=tuple(theme or ()),
+            until=parse_until(until), labels=tuple(label or ()), min_score=min_score, themes=tuple(theme or ()),
             countries=tuple(c.upper() for c in country or ()), organizations=tuple(org or ()),
             infrastructure=tuple(infrastructure or ()), people=tuple(person or ()), story_id=story,
             group_stories=not all_copies and story is None, sort=sort, limit=limit,  # type: ignore[arg-type]
@@ -229,7 +391,8 @@ def search(
 
 
 def _print_result(result: SearchResult) -> None:
-    console.print(f"[bold]{result.total}[/] match(es)")
+    more = "" if result.total_exact else "+ (counted among the newest matches; narrow the search for an exact count)"
+    console.print(f"[bold]{result.total:,}{more}[/] match(es)")
     for n, hit in enumerate(result.hits, start=1):
         d = hit.document
         when = d.published_at.strftime("%Y-%m-%d") if d.published_at else "undated"
@@ -242,6 +405,8 @@ def _print_result(result: SearchResult) -> None:
     for name, values in result.facets.items():
         if values:
             console.print(f"[dim]{name}:[/] " + ", ".join(f"{escape(v.value)} ({v.count})" for v in values[:10]))
+    if result.facets and result.facets_sample:
+        console.print(f"[dim]facet counts estimated from a sample of the {result.facets_sample:,} newest matches[/]")
 
 
 @app.command()
@@ -425,6 +590,60 @@ def rescore(store: StoreOpt = None) -> None:
     except EnergywatchError as exc:
         _fail(exc)
     console.print(f"re-scored {total} document(s), {changed} changed")
+
+
+@app.command()
+def prune(
+    before: Annotated[str, typer.Option("--before", help="ISO date, or an age such as 365d")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation (cron, scripts)")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Delete the documents published before a date (pending alerts for them go too; seen GUIDs stay)."""
+    from energywatch.store import open_store
+
+    try:
+        settings = _settings(store=store)
+        cutoff = parse_since(before)
+        if cutoff is None:
+            raise ConfigError("--before needs a date, e.g. 2025-01-01 or 365d")
+        if not yes and not typer.confirm(f"Delete every document published before {cutoff:%Y-%m-%d %H:%M} UTC "
+                                         f"from {redact(settings.store)}?"):
+            raise typer.Exit(code=1)
+        backend = open_store(settings.store)
+        try:
+            with console.status("pruning…") as status:
+                removed = backend.prune(cutoff, progress=lambda n: status.update(f"pruning… {n:,} deleted"))
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+    console.print(f"deleted {removed:,} document(s) published before {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+@app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="the new file to write (never overwritten)")],
+    store: StoreOpt = None,
+) -> None:
+    """Copy the SQLite store to a new file, consistent and safe while runs go on writing."""
+    from energywatch.store import open_store
+    from energywatch.store.sqlite import SQLiteStore
+
+    try:
+        settings = _settings(store=store)
+        if not settings.store.startswith("sqlite:"):
+            raise ConfigError("backup copies the embedded SQLite store; back up Elasticsearch with its snapshot API "
+                              "(PUT _snapshot/<repository>/<name>, see docker/README.md)")
+        backend = open_store(settings.store)
+        assert isinstance(backend, SQLiteStore)
+        try:
+            with console.status(f"copying {backend.path} …"):
+                size = backend.backup(target)
+        finally:
+            backend.close()
+    except EnergywatchError as exc:
+        _fail(exc)
+    console.print(f"backup written to {target} ({size / 1e6:,.1f} MB); open it with --store sqlite:///{target}")
 
 
 RulesOpt = Annotated[Optional[Path], typer.Option(
@@ -640,6 +859,8 @@ def kibana_export(output: Annotated[Path, typer.Argument(help="where to write th
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to bind; anything but loopback needs a token")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    allowed_host: Annotated[Optional[list[str]], typer.Option(
+        "--allowed-host", help="a host name the UI is reached under (a reverse proxy's), besides --host")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Start the search and monitoring web UI (and its JSON API under /api) over the configured store."""
@@ -656,7 +877,7 @@ def serve(
         if not loopback and settings.web_token is None:
             raise ConfigError(f"binding to {host} exposes the UI beyond this machine: set ENERGYWATCH_WEB_TOKEN "
                               "to an access token first (clients send it as Authorization: Bearer TOKEN or ?token=)")
-        application = create_app(settings)
+        application = create_app(settings, allowed_hosts=[host, *(allowed_host or ())])
     except (EnergywatchError, ValueError) as exc:
         _fail(exc)
     console.print(f"energywatch UI on http://{host}:{port}/ (store {escape(redact(settings.store))}); Ctrl-C stops it")

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     web_token: SecretStr | None = Field(
         default=None, description="access token the web UI requires (mandatory when it binds beyond loopback)"
     )
+    web_allowed_hosts: tuple[str, ...] = Field(
+        default=("localhost", "127.0.0.1", "::1"),
+        description="host names the web UI answers to (the Host header); others get 400, which stops DNS rebinding")
     profile_file: Path | None = Field(
         default=None, description="a concept profile (YAML) replacing the packaged one"
     )
@@ -51,6 +54,10 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="wait in-run for a Retry-After up to this many seconds; longer ones defer"
     )
     default_interval_minutes: int = Field(default=10, ge=1)
+    watch_min_interval_seconds: int = Field(
+        default=60, ge=5, description="`watch`: how often a feed that just published is polled")
+    watch_max_interval_seconds: int = Field(
+        default=300, ge=5, description="`watch`: how often a feed quiet for hours is polled at least")
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     min_text_chars: int = Field(default=200, ge=0, description="shorter page text counts as no text")
     max_text_chars: int = Field(

@@ -49,6 +49,8 @@ class FeedState(_Frozen):
     last_status: int | None = None
     last_error: str | None = None
     items_last_poll: int = 0
+    # when a poll last brought an item not stored before: `watch` polls a feed by how recent this is
+    last_new_at: datetime | None = None
     consecutive_failures: int = 0
     retry_after_until: datetime | None = None
     disabled: bool = False
@@ -208,6 +210,10 @@ class SearchResult(_Frozen):
     total: int
     hits: tuple[SearchHit, ...]
     facets: dict[str, tuple[FacetValue, ...]] = {}
+    # False: more matched than the store counts exactly; `total` is a lower bound ("10,000+")
+    total_exact: bool = True
+    # set when the facets were counted on a sample of the matches and scaled: how many matched
+    facets_sample: int | None = None
 
 
 class TimelinePoint(_Frozen):
@@ -216,6 +222,8 @@ class TimelinePoint(_Frozen):
     day: str
     label: str
     stories: int
+    # True: counted on a regular sample of a very large match and scaled (the embedded store)
+    estimated: bool = False
 
 
 class StoreStats(_Frozen):

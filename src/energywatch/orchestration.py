@@ -145,3 +145,24 @@ def deliver_alerts(*, store_url: str | None = None, secrets: dict[str, str] | No
         store.close()
     return {"messages_sent": report.messages_sent, "alerts_sent": report.alerts_sent,
             "alerts_failed": report.alerts_failed, "alerts_held": report.alerts_held}
+
+
+async def check_changed_feeds(reported: dict[str, str], *, store_url: str | None = None) -> list[str]:
+    """Ids of the feeds with a new body since their last ingestion (Airflow's event trigger calls this)."""
+    import asyncio
+
+    from energywatch.config import load_feeds
+    from energywatch.store import open_store
+    from energywatch.watch import changed_feeds
+
+    settings = _settings(store_url)
+    feeds = load_feeds(settings.feeds_file)
+
+    def states() -> dict[str, Any]:
+        store = open_store(settings.store)
+        try:
+            return store.get_feed_states()
+        finally:
+            store.close()
+
+    return await changed_feeds(settings, feeds, await asyncio.to_thread(states), reported)

@@ -304,7 +304,7 @@ class _Run:
         outcomes = await asyncio.gather(*(self.handle_item(http, item) for item in new))
         await self.flush()
         failing = {i.doc_id: state.page_attempts.get(i.doc_id, 0) + 1 for i, ok in zip(new, outcomes) if not ok}
-        state = replace_state(result.state, page_attempts=failing)
+        state = replace_state(result.state, page_attempts=failing, last_new_at=utcnow() if new else state.last_new_at)
         if not all(outcomes) or any(i.doc_id in self.store_failed for i in new):
             # keep no validators: the next poll must read the whole feed again to retry these items
             state = replace_state(state, etag=None, last_modified=None, body_hash=None)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urljoin, urlsplit, urlunsplit
+import re
+from collections.abc import Sequence
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 
 def canonical_url(url: str, base: str | None = None) -> str:
@@ -38,13 +40,33 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     return urlunsplit(parts._replace(netloc=hosts)), user, password if colon else None
 
 
+# query parameters that carry a secret in feed URLs seen in the wild (?apikey=, ?access_token=, …)
+_SECRET_PARAMS = re.compile(r"(?i)^(api[-_]?key|key|token|access[-_]?token|auth|secret|client[-_]?secret|"
+                            r"password|passwd|pass|pwd|sig|signature|session|sid)$")
+
+
 def redact_url(url: str) -> str:
-    """A URL with any password in it hidden, for messages and logs."""
+    """A URL with any password, and the values of query parameters that carry secrets, hidden."""
     bare, user, password = split_credentials(url)
-    if password is None:
-        return url
     parts = urlsplit(bare)
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc}"))
+    if password is not None:
+        parts = parts._replace(netloc=f"{user}:***@{parts.netloc}")
+    if parts.query:
+        pairs = [p.partition("=") for p in parts.query.split("&")]
+        if any(_SECRET_PARAMS.match(unquote(name)) and value for name, _, value in pairs):
+            parts = parts._replace(query="&".join(
+                f"{name}=***" if _SECRET_PARAMS.match(unquote(name)) and value else f"{name}{eq}{value}"
+                for name, eq, value in pairs))
+    return urlunsplit(parts) if password is not None or parts.query != urlsplit(bare).query else url
+
+
+def redact_text(text: str, urls: Sequence[str]) -> str:
+    """A message with each of these URLs replaced by its redacted form."""
+    for url in urls:
+        shown = redact_url(url)
+        if shown != url:
+            text = text.replace(url, shown)
+    return text
 
 
 def document_id(canonical: str) -> str:

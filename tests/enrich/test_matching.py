@@ -78,3 +78,12 @@ def test_unknown_language_degrades_gracefully() -> None:
     result = enrich("Атака с дронове срещу нефтено пристанище", "Офисът на тръбопроводния консорциум е поразен.", "bg")
     assert result.relevance.label in {"core", "related", "none"}
     assert enrich("", "", None).relevance.label == "none"
+
+
+def test_a_lower_case_word_is_not_an_organisation() -> None:
+    # the Italian "nato" (born) and the Spanish "nato" (innate) are not NATO; "la Nato" is
+    born = enrich("Orso avvistato", "Il cucciolo è nato in primavera nel parco e la madre lo protegge.", "it")
+    assert "NATO" not in born.entities.organizations
+    alliance = enrich("Vertice", "La Nato ha discusso la sicurezza energetica con gli alleati.", "it")
+    assert "NATO" in alliance.entities.organizations
+    assert "NATO" in enrich("Summit", "Officials at NATO headquarters met on Monday.", "en").entities.organizations

@@ -193,6 +193,12 @@ def test_near_duplicate_lookups(backend: Store) -> None:
     assert backend.find_by_content_hash("h1").id == a.id and backend.find_by_content_hash("zz") is None
     assert [d.id for d in backend.find_by_bands(["b2", "b9"])] == [a.id]
     assert {d.id for d in backend.find_by_bands(["b1", "b3"])} == {a.id, b.id}
+    # the document sharing the most keys comes first, whichever is older
+    c = doc(22, title="c", text="z", lang="en").model_copy(update={"content_hash": "h3", "lsh_bands": ("b3", "b4")})
+    backend.put_documents([c])
+    found = [d.id for d in backend.find_by_bands(["b1", "b3", "b4"])]
+    assert found[0] == c.id and set(found) == {a.id, b.id, c.id}
+    assert [d.id for d in backend.find_by_bands(["b1", "b2", "b3"], limit=1)] == [a.id]
 
 
 def test_alert_outbox_exactly_once_and_due(backend: Store) -> None:
@@ -339,3 +345,65 @@ def test_phrases_with_apostrophes_and_quotes(backend: Store) -> None:
     for phrase in ("vapor above the surface of Jupiter's", "il “venerdì nero” è l’ennesima consuetudine"):
         hits = backend.search(SearchQuery(text=f'"{phrase}"')).hits
         assert [h.document.id for h in hits] == [page.id], phrase
+
+
+def test_stats_follow_upserts_story_moves_and_prunes(backend: Store) -> None:
+    fill(backend)
+    stats = backend.stats()
+    assert (stats.documents, stats.stories) == (4, 3)
+    assert stats.by_label == {"core": 2, "related": 2} and stats.by_language == {"ru": 1, "ar": 1, "en": 2}
+    # a copy leaves its story and a document changes label: the counts follow
+    backend.put_documents([EN_COPY.model_copy(update={"story_id": EN_COPY.id}),
+                           RU.model_copy(update={"relevance": Relevance(score=0.2, label="related")})])
+    stats = backend.stats()
+    assert (stats.documents, stats.stories) == (4, 4) and stats.by_label == {"core": 1, "related": 3}
+
+
+def test_prune_keeps_the_outbox_and_story_links_consistent(backend: Store) -> None:
+    from energywatch.models import Alert
+
+    def alert(aid: str, target: Document, status: str = "pending") -> Alert:
+        return Alert(id=aid, rule="r", channel="hook", story_id=target.story_id or target.id, doc_id=target.id,
+                     title=target.title, url=target.url, source="S", created_at=T0, due_at=T0,
+                     status=status)  # type: ignore[arg-type]
+
+    copy = EN_COPY.model_copy(update={"duplicate_of": EN.id})
+    backend.put_documents([RU, AR, EN, copy], [alert("old-pending", RU), alert("old-sent", AR, "sent"),
+                                               alert("new", copy)])
+    progress: list[int] = []
+    # RU (day 0) and AR (day 1) are older than day 2; EN is day 2, its copy day 3
+    assert backend.prune(T0 + timedelta(days=1, hours=12), batch_size=1, progress=progress.append) == 2
+    assert progress == [1, 2]
+    assert backend.get_documents([RU.id, AR.id]) == [] and backend.stats().documents == 2
+    assert {a.id for a in backend.alert_history(10)} == {"old-sent", "new"}
+    assert backend.search(SearchQuery(text="НАТО")).total == 0
+    assert backend.search(SearchQuery(text="solar")).total == 1  # the story is kept
+    assert backend.prune(T0 + timedelta(days=2, hours=12)) == 1  # EN: its copy stays, unlinked
+    kept = backend.get_document(copy.id)
+    assert kept is not None and kept.duplicate_of is None and kept.story_id == EN.id
+    assert backend.search(SearchQuery(text="solar")).total == 1
+    stats = backend.stats()
+    assert (stats.documents, stats.stories, stats.by_language) == (1, 1, {"en": 1})
+    # pruning again finds nothing, and the copy is stored again unchanged
+    assert backend.prune(T0 + timedelta(days=2, hours=12)) == 0
+    backend.put_documents([kept])
+    assert backend.search(SearchQuery(text="solar")).total == 1
+
+
+def test_exclusions_alone_prefixes_of_inflected_words_and_empty_queries(backend: Store) -> None:
+    import pytest
+
+    from energywatch.errors import ConfigError
+
+    fill(backend)
+    # only exclusions: everything but what they match (not nothing)
+    assert {h.document.id for h in backend.search(SearchQuery(text="-solar", group_stories=False)).hits} == {
+        RU.id, AR.id}
+    assert {p.day for p in backend.timeline(SearchQuery(text="-solar"))} == {"2026-11-01", "2026-11-02"}
+    # a prefix written from an inflected form finds the stem's every form ("panels*" → panel, panels)
+    assert backend.search(SearchQuery(text="panels*")).total == 1
+    assert backend.search(SearchQuery(text="sol*")).total == 1
+    # a query whose every part is dropped is an error, not the whole archive
+    for text in ('"', "*", "🔥"):
+        with pytest.raises(ConfigError, match="nothing to search for"):
+            backend.search(SearchQuery(text=text))

@@ -28,19 +28,20 @@ def _feed(server: HTTPServer, n: int = 6) -> list[Feed]:
 
 def test_a_full_disk_ends_the_run_clearly_and_loses_nothing(settings: Settings, tmp_path: Path,
                                                            httpserver: HTTPServer) -> None:
-    feeds = _feed(httpserver)
+    # 16 KiB pages hold a few compressed documents each: enough of them to need new pages
+    feeds = _feed(httpserver, 40)
     store = SQLiteStore(tmp_path / "full.db")
     pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-    store._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # SQLite's own "database or disk is full"
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
     with pytest.raises(StoreError, match="disk is full.*Free disk space and run again") as caught:
         run(settings, feeds, store)
     summary = caught.value.summary
-    assert isinstance(summary, RunSummary) and summary.aborted and summary.documents_stored < 6
+    assert isinstance(summary, RunSummary) and summary.aborted and summary.documents_stored < 40
     assert not isinstance(caught.value, StoreUnavailable)
     store._db.execute("PRAGMA max_page_count = 1073741823")
     # what the full disk refused was not marked seen: the next run stores exactly the rest
-    assert run(settings, feeds, store).documents_stored == 6 - summary.documents_stored
-    assert store.stats().documents == 6
+    assert run(settings, feeds, store).documents_stored == 40 - summary.documents_stored
+    assert store.stats().documents == 40
     store.close()
 
 

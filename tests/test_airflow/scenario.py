@@ -44,6 +44,7 @@ class Receiver:
     arrived: list[float] = field(default_factory=list)
     bad_signatures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    feeds: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # what each feed lists now
 
     def handle(self, request: Request) -> Response:
         body = request.get_data()
@@ -84,7 +85,9 @@ def serve(server: HTTPServer, tmp: Path, *, page_delay: float = 0.0) -> tuple[Pa
             server.expect_request(path).respond_with_handler(_slow(page, page_delay))
             items.append({"title": f"Attack on energy infrastructure {name}", "link": server.url_for(path),
                           "guid": f"{feed_id}-{i}"})
-        server.expect_request(f"/{feed_id}.rss").respond_with_data(rss(items), content_type="application/rss+xml")
+        receiver.feeds[feed_id] = items
+        server.expect_request(f"/{feed_id}.rss").respond_with_handler(
+            lambda request, feed_id=feed_id: Response(rss(receiver.feeds[feed_id]), content_type="application/rss+xml"))
         feeds.append(f"  - id: {feed_id}\n    name: {feed_id}\n    url: {server.url_for(f'/{feed_id}.rss')}\n"
                      "    language: en\n    country: GB\n")
     feeds_file = tmp / "feeds.yaml"
@@ -95,6 +98,26 @@ def serve(server: HTTPServer, tmp: Path, *, page_delay: float = 0.0) -> tuple[Pa
                      "rules:\n  - {name: nato-core, labels: [core], organizations: [NATO], channels: [hook]}\n",
                      encoding="utf-8")
     return feeds_file, rules, receiver
+
+
+def publish(server: HTTPServer, receiver: Receiver, feed_id: str, n: int) -> str:
+    """A new story at the top of a feed, with its page; its title."""
+    import random
+
+    title = f"Sabotage of the gas interconnector {n}"
+    words = ("NATO said saboteurs damaged the gas interconnector and its compressor station cutting supplies to "
+             "towns while the alliance will protect critical energy infrastructure investigators found explosives "
+             "at a pipeline valve and energy ministers of the allies meet to discuss attacks on the energy system "
+             "and gas supply security").split()
+    # the words shuffled anew for each n: another story for the near-duplicate grouping, which would
+    # otherwise fold every item into the first one's story (and alert once)
+    random.Random(n).shuffle(words)
+    paragraphs = [" ".join(words[:25]) + ".", " ".join(words[25:]) + "."]
+    path = f"/{feed_id}/new-{n}"
+    server.expect_request(path).respond_with_data(article_html(title, paragraphs), content_type="text/html")
+    with receiver.lock:
+        receiver.feeds[feed_id].insert(0, {"title": title, "link": server.url_for(path), "guid": f"{feed_id}-new-{n}"})
+    return title
 
 
 def readme_airflow_commands() -> tuple[dict[str, str], list[list[str]]]:

@@ -33,6 +33,69 @@ def test_no_import_errors_and_structure(dagbag) -> None:
     assert set(backfill.params.keys()) == {"feed_ids", "since"}
 
 
+def test_event_driven_dag_structure(dagbag) -> None:
+    events = dagbag.get_dag("energywatch_events")
+    assert set(events.task_dict) == {"plan", "ingest", "record", "announce"}
+    assert type(events.timetable).__name__ == "AssetOrTimeSchedule"
+    watchers = [w for _, a in events.timetable.asset_condition.iter_assets() for w in a.watchers]
+    assert len(watchers) == 1
+    # the DagBag holds the watcher's trigger as Airflow serialised it for the triggerer
+    trigger = watchers[0].trigger
+    path, kwargs = (trigger["classpath"], trigger["kwargs"]) if isinstance(trigger, dict) else trigger.serialize()
+    assert path == "energywatch_triggers.NewFeedItemsTrigger" and set(kwargs) == {"poll_seconds", "store_conn_id"}
+
+
+def test_the_trigger_fires_for_changed_feeds_only(dagbag, httpserver: HTTPServer, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """NewFeedItemsTrigger.run() in an event loop, as the triggerer runs it: an event names the feed
+    whose body changed since its last ingestion, once; a 304 and an unchanged body fire nothing."""
+    import asyncio
+
+    from energywatch.config import Settings
+    from energywatch.models import Feed
+    from energywatch.pipeline import run
+    from energywatch_triggers import NewFeedItemsTrigger
+
+    items = {"one": [{"title": "a", "link": httpserver.url_for("/p"), "guid": "1"}], "two": []}
+    for name in items:
+        httpserver.expect_request(f"/{name}.rss").respond_with_handler(
+            lambda request, name=name: __import__("werkzeug").Response(rss(items[name]),
+                                                                      content_type="application/rss+xml"))
+    httpserver.expect_request("/p").respond_with_data(article_html("Pipeline attack", PARAS), content_type="text/html")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n" + "".join(f"  - {{id: {n}, name: {n}, url: '{httpserver.url_for(f'/{n}.rss')}'}}\n"
+                                         for n in items), encoding="utf-8")
+    monkeypatch.setenv("ENERGYWATCH_FEEDS_FILE", str(feeds))
+    monkeypatch.setenv("ENERGYWATCH_STORE", f"sqlite:///{tmp_path / 't.db'}")
+    monkeypatch.setenv("ENERGYWATCH_ALLOW_PRIVATE_ADDRESSES", "true")
+    settings = Settings(feeds_file=feeds, store=f"sqlite:///{tmp_path / 't.db'}", allow_private_addresses=True,
+                        workers=1)
+    store = SQLiteStore(tmp_path / "t.db")
+    run(settings, [Feed(id=n, name=n, url=httpserver.url_for(f"/{n}.rss")) for n in items], store)
+    store.close()
+
+    async def first_events(count: int, change: bool) -> list[dict]:
+        trigger = NewFeedItemsTrigger(poll_seconds=0.2, store_conn_id="no_such_connection")
+        found: list[dict] = []
+
+        async def collect() -> None:
+            async for event in trigger.run():
+                found.append(event.payload)
+                if len(found) >= count:
+                    return
+
+        if change:
+            items["two"].append({"title": "b", "link": httpserver.url_for("/p"), "guid": "2"})
+        try:
+            await asyncio.wait_for(collect(), 5)
+        except asyncio.TimeoutError:
+            pass
+        return found
+
+    assert asyncio.run(first_events(1, change=False)) == []  # everything as the last ingestion left it
+    assert asyncio.run(first_events(2, change=True)) == [{"feeds": ["two"]}]  # once, not at every poll
+
+
 def test_dag_files_are_light_at_parse_time() -> None:
     import ast
 

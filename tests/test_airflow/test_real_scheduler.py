@@ -15,8 +15,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from test_airflow.cluster import Airflow, cpu_seconds, session_pids
-from test_airflow.scenario import (succeeded, base_env, end_to_end, energywatch_env, free_ports,
-                                   readme_airflow_commands, serve, store_documents)
+from test_airflow.scenario import (succeeded, base_env, end_to_end, energywatch_env, free_ports, publish,
+                                   readme_airflow_commands, serve, store_documents, wait_for)
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -34,7 +34,8 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Airfl
     # the README's settings, moved to free ports and a temporary home; nothing else changed
     moved = {k: v.replace("8080", str(api)).replace("8793", str(worker_logs)).replace("8794", str(trigger_logs))
              for k, v in exports.items()}
-    moved.update({"AIRFLOW_HOME": str(home), **energywatch_env(home, feeds, rules, server, f"sqlite:///{db}")})
+    moved.update({"AIRFLOW_HOME": str(home), **energywatch_env(home, feeds, rules, server, f"sqlite:///{db}"),
+                  "ENERGYWATCH_EVENTS_POLL_SECONDS": "20"})
     airflow = Airflow(home=home, env=base_env(moved), api_port=api, ports=[api, worker_logs, trigger_logs])
     assert [c[1:] for c in commands] == [["db", "migrate"], ["pools", "set", "energywatch_fetch", "4",
                                                             "energywatch page fetching"], ["standalone"]]
@@ -43,7 +44,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Airfl
             airflow.cli(*command[1:])
         airflow.start("standalone", commands[-1])
         airflow.wait_healthy()
-        for dag_id in ("energywatch_ingest", "energywatch_alerts", "energywatch_backfill"):
+        for dag_id in ("energywatch_ingest", "energywatch_alerts", "energywatch_backfill", "energywatch_events"):
             airflow.wait_dag(dag_id)
         yield airflow, server, receiver, db
     finally:
@@ -110,3 +111,31 @@ def test_backfill_with_valid_and_invalid_params(standalone) -> None:
     assert final["state"] == "failed"
     log = airflow.task_log("energywatch_backfill", unknown["dag_run_id"], "backfill")
     assert "unknown feed id(s) no-such-feed" in log, log[-2000:]
+
+
+def test_event_driven_ingestion_alerts_within_minutes(standalone) -> None:
+    """The triggerer's NewFeedItemsTrigger sees a feed change, the Asset schedules energywatch_events for
+    that feed only, and the alert follows; latency from the item appearing to its webhook, 3 items."""
+    airflow, server, receiver, db = standalone
+    assert airflow.api("PATCH", "/dags/energywatch_ingest", json={"is_paused": True}).status_code == 200
+    assert airflow.api("PATCH", "/dags/energywatch_alerts", json={"is_paused": False}).status_code == 200
+    assert airflow.api("PATCH", "/dags/energywatch_events", json={"is_paused": False}).status_code == 200
+    time.sleep(30)  # the triggerer takes the new watcher up
+    before = store_documents(db)
+    latencies = []
+    for n in range(1, 4):
+        title = publish(server, receiver, "af-two", n)
+        appeared = time.time()
+        arrived = wait_for(lambda: any(s["title"] == title for b in receiver.bodies for s in b["stories"]), 300,
+                           f"the alert for {title!r}", airflow)
+        latencies.append(round(arrived - appeared, 1))
+    assert store_documents(db) == before + 3
+    runs = [r for r in airflow.runs("energywatch_events") if r["run_type"] == "asset_triggered"]
+    assert runs, airflow.runs("energywatch_events")
+    states = airflow.task_states("energywatch_events", runs[0]["dag_run_id"])
+    assert states.get("plan") == "success" and states.get("ingest[0]") == "success", states
+    assert sorted(receiver.stories()) == sorted(set(receiver.stories()))  # still one alert per story
+    figures = {"item_to_webhook_s": latencies, "p50_s": sorted(latencies)[1], "poll_seconds": 20}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "airflow-events.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    print("event-driven figures:", json.dumps(figures))

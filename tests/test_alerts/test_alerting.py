@@ -242,6 +242,36 @@ def test_digest_groups_stories_and_quiet_period_holds(tmp_path: Path, httpserver
     assert [s["title"] for s in digest["stories"]] == ["Story 1", "Story 2", "Story 3"]
 
 
+def test_a_burst_of_instant_alerts_is_batched_after_the_first(tmp_path: Path, httpserver: HTTPServer,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_HOOK_SECRET", "x")
+    got = receiver(httpserver)
+    rules = load_rules(rules_file(tmp_path, httpserver.url_for("/hook")))
+    assert rules.rule("nato-core").batch_seconds == 10
+    store = SQLiteStore(tmp_path / "b.db")
+    try:
+        first = doc(1, title="Story 1")
+        store.put_documents([first], alerts_for(rules, first, T0))
+        # the first goes at once, alone
+        assert deliver(store, rules, T0 + timedelta(seconds=1)).messages_sent == 1
+        # 20 related stories within the next 2.5 s wait for the window after that send, then go as one
+        for n in range(2, 22):
+            d = doc(n, title=f"Story {n}")
+            at = T0 + timedelta(seconds=1 + n / 8)
+            store.put_documents([d], alerts_for(rules, d, at))
+            held = deliver(store, rules, at)
+            assert held.messages_sent == 0 and held.alerts_held >= 1
+        batch = deliver(store, rules, T0 + timedelta(seconds=11))
+        assert (batch.messages_sent, batch.alerts_sent) == (1, 20)
+        # after a quiet window the next one goes at once again
+        late = doc(30, title="Story 30")
+        store.put_documents([late], alerts_for(rules, late, T0 + timedelta(seconds=40)))
+        assert deliver(store, rules, T0 + timedelta(seconds=40)).alerts_sent == 1
+    finally:
+        store.close()
+    assert [json.loads(g["body"])["count"] for g in got] == [1, 20, 1]
+
+
 def test_email_over_real_smtp_with_escaped_html(tmp_path: Path) -> None:
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message as MessageHandler

@@ -86,5 +86,5 @@ def client(request: pytest.FixtureRequest):
     else:
         url = request.getfixturevalue("filled_es_url")
     app = create_app(Settings(store=url))
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url="http://localhost") as test_client:
         yield test_client

@@ -116,3 +116,12 @@ def test_hostile_title_shows_as_text_and_runs_nothing(page, base_url: str) -> No
     assert page.locator("img").count() == 0
     page.wait_for_timeout(300)
     assert page.dialogs == []
+
+
+def test_api_docs_render_under_the_csp(page, base_url: str) -> None:
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(base_url + "/api/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=15_000)
+    assert "/api/search" in page.locator(".swagger-ui").inner_text()
+    assert not [e for e in errors if "Content Security Policy" in e], errors

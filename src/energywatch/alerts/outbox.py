@@ -28,6 +28,8 @@ class DeliveryReport:
     alerts_failed: int = 0
     alerts_held: int = 0
     errors: list[str] = field(default_factory=list)
+    # seconds from each sent alert's creation (its document stored) to its delivery
+    latencies: list[float] = field(default_factory=list)
 
 
 def _copies(store: Store, story_id: str) -> int:
@@ -52,12 +54,14 @@ def plan_messages(rules: RulesFile, due: list[Alert], last_sent: Mapping[tuple[s
         sent_at = last_sent.get((rule_name, channel))
         if rule.quiet_minutes and sent_at:
             quiet_until = sent_at + timedelta(minutes=rule.quiet_minutes)
+        elif rule.mode == "instant" and rule.batch_seconds and sent_at:
+            quiet_until = sent_at + timedelta(seconds=rule.batch_seconds)
         if quiet_until and now < quiet_until:
             held.extend(a.model_copy(update={"due_at": quiet_until}) for a in alerts)
             continue
         alerts.sort(key=lambda a: (a.created_at, a.id))
-        if rule.mode == "digest" or rule.quiet_minutes:
-            # a digest, or a rule that asks for quiet: what is due now goes as one message, not a burst
+        if rule.mode == "digest" or rule.quiet_minutes or rule.batch_seconds:
+            # what is due now goes as one message, not a burst
             messages.append(alerts)
         else:
             messages.extend([a] for a in alerts)
@@ -102,4 +106,5 @@ def deliver(store: Store, rules: RulesFile, now: datetime, *, secrets: Mapping[s
                                                   "attempts": a.attempts + 1}) for a in alerts])
         report.messages_sent += 1
         report.alerts_sent += len(alerts)
+        report.latencies.extend(max(0.0, (now - a.created_at).total_seconds()) for a in alerts)
     return report

@@ -66,6 +66,9 @@ class Rule(_Strict):
     mode: Literal["instant", "digest"] = "instant"
     digest_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     quiet_minutes: int = Field(default=0, ge=0, le=7 * 24 * 60)
+    # instant alerts: the first goes at once; those due within this many seconds of a send wait for
+    # the window's end and go together as one message (a burst of related stories, not 20 webhooks)
+    batch_seconds: int = Field(default=10, ge=0, le=3600)
 
 
 class RulesFile(_Strict):

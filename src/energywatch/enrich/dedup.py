@@ -97,17 +97,31 @@ class Grouping:
     similarity: float | None = None
 
 
+# a candidate this similar is taken at once: the ones after it share fewer band keys
+SURE = 0.9
+
+
 def group(document: Document, exact: Document | None, candidates: Iterable[Document]) -> Grouping:
-    """Decide a document's story from an exact-content match and LSH candidates (itself excluded)."""
+    """Decide a document's story from an exact-content match and LSH candidates (itself excluded).
+
+    Candidates come best first (most band keys shared): the document's own signature is computed
+    once, and the comparison stops at the first candidate that is surely the same story."""
     if exact is not None and exact.id != document.id:
         return Grouping(story_id=exact.story_id or exact.id, duplicate_of=exact.id, similarity=1.0)
+    from energywatch.enrich.minhash import jaccard
+
+    own = None
     best: tuple[float, Document] | None = None
     for candidate in candidates:
         if candidate.id == document.id:
             continue
-        score = similarity(document, candidate)
+        if own is None:
+            own = _minhash(_tokens(document.title, document.text))
+        score = jaccard(own, _minhash(_tokens(candidate.title, candidate.text)))
         if score >= SAME_STORY and (best is None or score > best[0]):
             best = (score, candidate)
+            if score >= SURE:
+                break
     if best is None:
         return Grouping(story_id=document.id, duplicate_of=None)
     return Grouping(story_id=best[1].story_id or best[1].id, duplicate_of=None, similarity=round(best[0], 3))

@@ -127,9 +127,13 @@ def build_matcher(path: str | None, analysis_lang: str | None, term_langs: tuple
         for entry in entries:
             for lang in ("any", *term_langs):
                 for name in entry.names.get(lang, []):
-                    matcher.add(compile_term(f"{kind}:{entry.id}", name, analysis_lang, exact=lang == "any"))
+                    # a name starts upper-case where the script has case: the Italian `nato` ("born")
+                    # is not NATO, which Italian writes `Nato` or `NATO`
+                    cased = script_of(name) in _CASED
+                    matcher.add(compile_term(f"{kind}:{entry.id}", name, analysis_lang, exact=lang == "any",
+                                             case_sensitive=cased))
                     if lang == "any" and not name.isupper() and len(name) >= _MIN_STEMMED_NAME:
-                        matcher.add(compile_term(f"{kind}:{entry.id}", name, analysis_lang))
+                        matcher.add(compile_term(f"{kind}:{entry.id}", name, analysis_lang, case_sensitive=cased))
     for lang in term_langs:
         for code, names in _localized_country_names(lang).items():
             for name in names:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -68,8 +68,12 @@ class Store(Protocol):
     def find_by_content_hash(self, content_hash: str) -> Document | None:
         """The earliest stored document with exactly this normalised text, if any."""
 
-    def find_by_bands(self, bands: Sequence[str], limit: int = 50) -> list[Document]:
+    def find_by_bands(self, bands: Sequence[str], limit: int = 10) -> list[Document]:
         """Stored documents sharing at least one MinHash LSH band key (near-duplicate candidates)."""
+
+    def prune(self, before: datetime, batch_size: int = 500, progress: Callable[[int], None] | None = None) -> int:
+        """Delete documents published (undated: stored) before a time, keeping the outbox and story links
+        consistent; how many went."""
 
     def search(self, query: SearchQuery) -> SearchResult:
         """Full-text search with filters, facets and one line per story."""

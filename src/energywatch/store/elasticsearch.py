@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -48,13 +48,14 @@ from energywatch.store.es_mapping import (
     template_body,
     text_suffix,
 )
-from energywatch.store.query import ParsedQuery, parse_query
+from energywatch.store.query import ParsedQuery, searchable
 from energywatch.urls import split_credentials
 
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
 FACET_SIZE = 25
+STORY_COUNT_PRECISION = 40_000  # the cardinality aggregation's threshold: story counts above it are estimates
 _MARK_START, _MARK_END = "\u0002", "\u0003"  # highlight tags no article text contains
 _FACETS = {"language": "language", "source": "source", "label": "relevance.label", "themes": "relevance.themes",
            "countries": "entities.countries", "organizations": "entities.organizations",
@@ -474,12 +475,14 @@ class ElasticsearchStore:
                                     sort=[{"indexed_at": "asc"}, {"id": "asc"}])
         return hits[0] if hits else None
 
-    def find_by_bands(self, bands: Sequence[str], limit: int = 50) -> list[Document]:
-        """Stored documents sharing at least one LSH band key."""
+    def find_by_bands(self, bands: Sequence[str], limit: int = 10) -> list[Document]:
+        """Stored documents sharing an LSH band key: those sharing the most first, newer before older."""
         if not bands:
             return []
-        return self._search_sources({"terms": {"lsh_bands": list(bands)}}, size=limit,
-                                    sort=[{"indexed_at": "asc"}, {"id": "asc"}])
+        # one constant-score clause per key: a document's score is the number of keys it shares
+        shared = {"bool": {"should": [{"constant_score": {"filter": {"term": {"lsh_bands": b}}}}
+                                      for b in sorted(set(bands))]}}
+        return self._search_sources(shared, size=limit, sort=["_score", {"indexed_at": "desc"}, {"id": "asc"}])
 
     def _search_sources(self, query: dict[str, Any], *, size: int, sort: list[Any]) -> list[Document]:
         self._refresh(self.alias)
@@ -629,6 +632,52 @@ class ElasticsearchStore:
         )
 
 
+    def prune(self, before: datetime, batch_size: int = 1000,
+              progress: Callable[[int], None] | None = None) -> int:
+        """Delete the documents published (undated: stored) before a time; how many went.
+
+        As the SQLite store does: pending alerts for them go, sent ones stay; copies that named one
+        as their original no longer point at it; seen GUIDs stay. Batch by batch, so an interrupted
+        prune can be run again."""
+        cutoff = _iso_z(before)
+        old = {"bool": {"should": [
+            {"range": {"published_at": {"lt": cutoff}}},
+            {"bool": {"must_not": {"exists": {"field": "published_at"}},
+                      "filter": {"range": {"indexed_at": {"lt": cutoff}}}}},
+        ], "minimum_should_match": 1}}
+        removed = 0
+        try:
+            while True:
+                self._refresh(self.alias, everyone=True)
+                hits = self.client.search(index=self.alias, query=old, size=batch_size, source=False,
+                                          sort=["_doc"])["hits"]["hits"]
+                ids = [h["_id"] for h in hits]
+                if not ids:
+                    return removed
+                # searches and bulk writes, not _delete_by_query and _update_by_query: those come with
+                # the reindex module, which not every distribution has (the test distribution lacks it)
+                self._refresh(self.alerts_index, everyone=True)
+                # the outbox does not index doc_id (only what delivery queries), and the pending part is small
+                pending = self.client.search(index=self.alerts_index, size=10_000, source_includes=["doc_id"],
+                                             query={"term": {"status": "pending"}})["hits"]["hits"]
+                gone = set(ids)
+                self._bulk(({"_op_type": "delete", "_index": self.alerts_index, "_id": h["_id"]} for h in pending
+                            if h["_source"].get("doc_id") in gone), ignore_status=(404,), index=self.alerts_index)
+                copies = self._search_sources({"terms": {"duplicate_of": ids}}, size=10_000, sort=["_doc"])
+                self._bulk(({"_index": self.alias, "_id": c.id, "_source": to_source(c.model_copy(
+                    update={"duplicate_of": None}))} for c in copies), index=self.alias)
+                failed = self._bulk(({"_op_type": "delete", "_index": self.alias, "_id": i} for i in ids),
+                                    ignore_status=(404,), index=self.alias)
+                if failed:
+                    raise StoreError(f"Elasticsearch refused to delete {len(failed)} document(s) while pruning "
+                                     f"({self._bulk_problem}); run the prune again")
+                removed += len(ids)
+                if progress:
+                    progress(removed)
+        except (ApiError, TransportError) as exc:
+            raise _wrap("pruning", exc) from exc
+
+
 def _item_problem(result: dict[str, Any]) -> str:
     """Why Elasticsearch refused one item of a bulk request, in words a user can act on."""
     error = result.get("error") or {}
@@ -753,6 +802,10 @@ def _seen_id(feed_id: str, guid: str | None) -> str:
     return hashlib.blake2b(f"{feed_id}\x00{guid}".encode(), digest_size=16).hexdigest()
 
 
+def _iso_z(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
 def _ms(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, tz=timezone.utc) if value is not None else None
 
@@ -782,11 +835,11 @@ def from_source(source: dict[str, Any]) -> Document:
 
 def _text_clause(parsed: ParsedQuery, languages: Sequence[str]) -> dict[str, Any] | None:
     """Match the words in every language's fields (each analysed by its own analyzer)."""
-    if parsed.empty:
+    if parsed.empty and not parsed.excluded:
         return None
     suffixes = sorted({text_suffix(lang) for lang in languages}) if languages else list(TEXT_SUFFIXES)
     fields = [f"title_{s}^4" for s in suffixes] + [f"text_{s}" for s in suffixes]
-    must: list[dict[str, Any]] = []
+    must: list[dict[str, Any]] = [] if not parsed.empty else [{"match_all": {}}]  # only exclusions: all but those
     if parsed.words:
         must.append({"multi_match": {"query": " ".join(parsed.words), "fields": fields, "type": "cross_fields",
                                      "operator": "and"}})
@@ -803,10 +856,8 @@ def _text_clause(parsed: ParsedQuery, languages: Sequence[str]) -> dict[str, Any
 
 def search_body(query: SearchQuery) -> dict[str, Any] | None:
     """The keyword arguments of client.search for a SearchQuery (None when nothing can match)."""
-    parsed = parse_query(query.text)
+    parsed = searchable(query.text)
     text = _text_clause(parsed, query.languages)
-    if text is None and parsed.excluded:
-        return None
     filters: list[dict[str, Any]] = []
     if query.languages:
         filters.append({"terms": {"language": list(query.languages)}})
@@ -848,7 +899,7 @@ def search_body(query: SearchQuery) -> dict[str, Any] | None:
     if query.group_stories:
         # one line per story: collapse on story_id; inner_hits count the copies that matched
         body["collapse"] = {"field": "story_id", "inner_hits": {"name": "copies", "size": 0}}
-        aggs["stories"] = {"cardinality": {"field": "story_id", "precision_threshold": 40000}}
+        aggs["stories"] = {"cardinality": {"field": "story_id", "precision_threshold": STORY_COUNT_PRECISION}}
     if query.facets:
         aggs.update({name: {"terms": {"field": field, "size": FACET_SIZE}} for name, field in _FACETS.items()})
     if aggs:
@@ -889,4 +940,6 @@ def parse_response(response: Any, query: SearchQuery) -> SearchResult:
         response["hits"]["total"]["value"]
     facets = {name: tuple(FacetValue(value=str(b["key"]), count=b["doc_count"]) for b in aggs[name]["buckets"])
               for name in _FACETS if name in aggs}
-    return SearchResult(total=total, hits=tuple(hits), facets=facets)
+    # the story count is HyperLogLog: exact-ish below its precision threshold, an estimate above
+    return SearchResult(total=total, hits=tuple(hits), facets=facets,
+                        total_exact=not (query.group_stories and total > STORY_COUNT_PRECISION))

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from energywatch.analysis import normalize, tokenize
+from energywatch.errors import ConfigError
 
 _PARTS = re.compile(r'(-?)"([^"]*)"|(-?)(\S+)')
 
@@ -63,3 +64,13 @@ def parse_query(text: str) -> ParsedQuery:
             else:
                 words.extend(word_tokens)
     return ParsedQuery(tuple(words), tuple(phrases), tuple(excluded), tuple(prefixes), tuple(phrase_texts))
+
+
+def searchable(text: str) -> ParsedQuery:
+    """parse_query, refusing a text whose every part was dropped (`"`, `*`, an emoji): it would
+    otherwise read as the empty query and list the whole archive."""
+    parsed = parse_query(text)
+    if parsed.empty and not parsed.excluded and (text or "").strip():
+        raise ConfigError(f"nothing to search for in {text.strip()[:80]!r}: a query needs words with letters or "
+                          'digits ("phrase", -excluded, prefix*)')
+    return parsed

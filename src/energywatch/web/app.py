@@ -6,19 +6,24 @@ links, and a strict Content-Security-Policy forbids inline scripts and foreign r
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-from collections import defaultdict
-from collections.abc import Callable
-from datetime import datetime
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from energywatch.config import Settings
 from energywatch.errors import ConfigError, EnergywatchError
@@ -26,8 +31,12 @@ from energywatch.models import Alert, Document, FeedState, SearchQuery, SearchRe
 from energywatch.snippets import Snippet, render_marked
 from energywatch.store import open_store
 from energywatch.store.base import Store
-from energywatch.timeparse import parse_since
+from energywatch.timeparse import parse_since, parse_until
+from energywatch.urls import redact_text, redact_url
 
+SESSION_COOKIE = "energywatch_session"
+MIN_TOKEN_LENGTH = 16
+MAX_GUESSES, GUESS_WINDOW = 10, 60.0  # wrong tokens per client address per minute before 429
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 LABEL_COLOURS = {"core": "#b3261e", "related": "#e8a33d", "none": "#9aa0a6"}
@@ -72,35 +81,93 @@ def highlight_evidence(text: str, sentences: list[str]) -> Markup:
     return Markup("".join(out))
 
 
+def _bin_of(day: date, unit: str) -> date:
+    if unit == "month":
+        return day.replace(day=1)
+    if unit == "week":
+        return day - timedelta(days=day.weekday())  # ISO weeks start on Monday
+    return day
+
+
+def _next_bin(start: date, unit: str) -> date:
+    if unit == "month":
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return start + timedelta(days=7 if unit == "week" else 1)
+
+
 def timeline_svg(points: list[TimelinePoint], width: int = 720, height: int = 160) -> Markup:
-    """Stories per day by label as stacked bars, drawn server-side (no chart library, no CDN)."""
+    """Stories by label as stacked bars per day, week or month (by the span), drawn server-side."""
     if not points:
         return Markup('<p class="muted">No dated stories match.</p>')
-    by_day: dict[str, dict[str, int]] = defaultdict(dict)
+    first = min(date.fromisoformat(p.day) for p in points)
+    last = max(date.fromisoformat(p.day) for p in points)
+    span = (last - first).days + 1
+    unit = "month" if span > 180 else "week" if span > 45 else "day"
+    bins: list[date] = []
+    cursor = _bin_of(first, unit)
+    while cursor <= last:
+        bins.append(cursor)
+        cursor = _next_bin(cursor, unit)
+    counts: dict[date, dict[str, int]] = {b: {} for b in bins}
     for p in points:
-        by_day[p.day][p.label] = p.stories
-    days = sorted(by_day)
-    first, last = datetime.fromisoformat(days[0]), datetime.fromisoformat(days[-1])
-    span = max(1, (last - first).days + 1)
-    peak = max(sum(v.values()) for v in by_day.values())
-    bar = max(2.0, (width - 40) / span)
+        key = _bin_of(date.fromisoformat(p.day), unit)
+        counts[key][p.label] = counts[key].get(p.label, 0) + p.stories
+    peak = max(sum(v.values()) for v in counts.values()) or 1
+    slot = (width - 40) / len(bins)
+    bar = min(slot, 24.0)  # one day alone is a bar, not the whole width
+    estimated = any(p.estimated for p in points)
+    per = {"day": "day", "week": "week", "month": "month"}[unit]
     parts = [f'<svg class="timeline" viewBox="0 0 {width} {height + 24}" role="img" '
-             f'aria-label="Stories per day by label, {escape(days[0])} to {escape(days[-1])}">']
-    for day, labels in by_day.items():
-        x = 30 + (datetime.fromisoformat(day) - first).days * bar
+             f'aria-label="Stories per {per} by label, {first} to {last}">']
+    for index, start in enumerate(bins):
+        x = 30 + index * slot + (slot - bar) / 2
         y = float(height)
         for label in ("none", "related", "core"):
-            count = labels.get(label, 0)
+            count = counts[start].get(label, 0)
             if not count:
                 continue
             h = count / peak * (height - 10)
             y -= h
+            shown = f"{'about ' if estimated else ''}{count}"
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(1.0, bar - 1):.1f}" height="{h:.1f}" '
-                         f'fill="{LABEL_COLOURS[label]}"><title>{escape(day)}: {count} {escape(label)}</title></rect>')
-    parts.append(f'<text x="30" y="{height + 16}" class="axis">{escape(days[0])}</text>')
-    parts.append(f'<text x="{width - 10}" y="{height + 16}" class="axis" text-anchor="end">{escape(days[-1])}</text>')
-    parts.append(f'<text x="0" y="12" class="axis">{peak}</text></svg>')
+                         f'fill="{LABEL_COLOURS[label]}"><title>{per} of {start}: {shown} {escape(label)}</title></rect>')
+    ticks = sorted({0, len(bins) - 1, *range(0, len(bins), max(1, len(bins) // 5))})
+    for index in ticks:
+        if index and index != len(bins) - 1 and index > len(bins) - 1 - max(1, len(bins) // 10):
+            continue  # too close to the last tick to be read
+        label = bins[index].strftime("%b %Y" if unit == "month" else "%d %b %Y" if index in (0, len(bins) - 1)
+                                     else "%d %b")
+        x = 30 + index * slot + slot / 2
+        anchor = "start" if index == 0 else "end" if index == len(bins) - 1 and len(bins) > 1 else "middle"
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{height}" y2="{height + 4}" class="tick"/>')
+        parts.append(f'<text x="{x:.1f}" y="{height + 16}" class="axis" text-anchor="{anchor}">{label}</text>')
+    parts.append(f'<text x="0" y="12" class="axis">{"≈" if estimated else ""}{peak}</text>')
+    parts.append(f'<text x="{width}" y="12" class="axis" text-anchor="end">stories per {per}</text></svg>')
     return Markup("".join(parts))
+
+
+def _host_name(header: str) -> str:
+    """The host name of a Host header, without its port ("[::1]:8000" → "::1")."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def _same(offered: str, expected: str) -> bool:
+    return bool(offered) and bool(expected) and hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def _secured(response: Response, *, no_store: bool) -> Response:
+    """The security headers every answer carries (401s and redirects included)."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    if no_store:
+        # pages behind a token must not stay in a shared browser's cache or a proxy's
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 class SearchParams:
@@ -132,7 +199,7 @@ class SearchParams:
             self.query = SearchQuery(
                 text=q, languages=tuple(lang), sources=tuple(source), labels=tuple(label), themes=tuple(theme),
                 countries=tuple(c.upper() for c in country), organizations=tuple(org), min_score=min_score,
-                since=parse_since(since), until=parse_since(until), story_id=story,
+                since=parse_since(since), until=parse_until(until), story_id=story,
                 group_stories=not all_copies and story is None, sort=sort, limit=limit, offset=offset,
             )
         except ConfigError as exc:
@@ -149,43 +216,129 @@ class SearchParams:
                 pairs.append((key, str(item).lower() if isinstance(item, bool) else item))
         return "/?" + urlencode(pairs)
 
+    @property
+    def effective_sort(self) -> str:
+        """The order results come in: by date when there are no words to rank by."""
+        return self.raw["sort"] if self.raw["q"].strip() else "date"
+
+    def chips(self) -> list[tuple[str, str, str]]:
+        """Each active filter as (name, value, the link that removes it)."""
+        names = {"lang": "language", "source": "source", "label": "label", "theme": "theme", "country": "country",
+                 "org": "organisation"}
+        out = [(names[key], str(value), self.toggle(key, value)) for key in names for value in self.raw[key]]
+        for key, name in (("since", "since"), ("until", "until"), ("min_score", "min score"), ("story", "story")):
+            if self.raw[key] not in (None, ""):
+                out.append((name, str(self.raw[key]), self.link(**{key: None, "offset": None})))
+        return out
+
+    def cleared(self) -> str:
+        """The search without any filter (the words and the order kept)."""
+        return self.link(**{key: [] if isinstance(self.raw[key], list) else None
+                            for key in ("lang", "source", "label", "theme", "country", "org", "since", "until",
+                                        "min_score", "story")})
+
     def toggle(self, key: str, value: str) -> str:
         """The link that adds or removes one facet value."""
         current = list(self.raw[key])
         return self.link(**{key: [v for v in current if v != value] if value in current else current + [value]})
 
 
-def create_app(settings: Settings, store_factory: Callable[[], Store] | None = None) -> FastAPI:
-    """The web application over the store the settings name."""
-    store = (store_factory or (lambda: open_store(settings.store)))()
+def create_app(settings: Settings, store_factory: Callable[[], Store] | None = None,
+               allowed_hosts: Sequence[str] = ()) -> FastAPI:
+    """The web application over the store the settings name (answering to `allowed_hosts` too)."""
     token = settings.web_token.get_secret_value() if settings.web_token else None
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"ENERGYWATCH_WEB_TOKEN has {len(token)} characters: use at least {MIN_TOKEN_LENGTH} random "
+                          "ones, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(24))'`")
+    store = (store_factory or (lambda: open_store(settings.store)))()
+    allowed_hosts = (*settings.web_allowed_hosts, *allowed_hosts)
     app = FastAPI(title="energywatch", version="1", description="Search and monitor energy-security news.",
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     templates = Jinja2Templates(directory=str(files("energywatch.web") / "templates"))
     templates.env.filters.update(href=safe_href, dir=text_dir, marked=marked)
     templates.env.globals.update(colours=LABEL_COLOURS)
     app.mount("/static", StaticFiles(directory=str(files("energywatch.web") / "static")), name="static")
+    # Swagger UI 5 (OpenAPI 3.1) from the fastapi-offline package, not a CDN, started by a script file of
+    # ours: FastAPI's own docs page loads it from jsDelivr with an inline script, which this UI's CSP blocks
+    app.mount("/api/docs/assets", StaticFiles(directory=str(files("fastapi_offline") / "static")), name="swagger-ui")
+
+    hosts = {h.lower().strip("[]") for h in allowed_hosts}
+    # the cookie carries a value derived from the token, never the token itself
+    session = hmac.new(token.encode(), b"energywatch web session", hashlib.sha256).hexdigest() if token else ""
+    guesses: dict[str, deque[float]] = defaultdict(deque)
+
+    def refuse(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+            response: Response = JSONResponse({"detail": message}, status_code=status, headers=headers)
+        else:
+            response = HTMLResponse(f"<!doctype html><title>energywatch</title><p>{escape(message)}</p>",
+                                    status_code=status, headers=headers)
+        return _secured(response, no_store=True)
 
     @app.middleware("http")
     async def security(request: Request, call_next: Callable) -> Response:
-        if token and request.url.path not in {"/static/style.css"}:
-            supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip() \
-                or request.query_params.get("token", "") or request.cookies.get("energywatch_token", "")
-            if not hmac.compare_digest(supplied.encode(), token.encode()):
-                return JSONResponse({"detail": "an access token is required (Authorization: Bearer …)"},
-                                    status_code=401)
+        host = _host_name(request.headers.get("host", ""))
+        if host not in hosts:
+            # a page elsewhere can point its own name at 127.0.0.1 (DNS rebinding) and read this UI
+            # through the analyst's browser: only the names this UI is served under are answered
+            return refuse(request, 400, f"this UI does not answer to the host name {host!r}; add it to "
+                                        "ENERGYWATCH_WEB_ALLOWED_HOSTS (or serve --allowed-host) if it is yours")
+        if token and request.url.path != "/static/style.css":
+            client = request.client.host if request.client else "?"
+            now = time.monotonic()
+            recent = guesses[client]
+            while recent and now - recent[0] > GUESS_WINDOW:
+                recent.popleft()
+            if len(recent) >= MAX_GUESSES:
+                wait = int(GUESS_WINDOW - (now - recent[0])) + 1
+                return refuse(request, 429, f"too many wrong tokens from {client}: try again in {wait} s",
+                              {"Retry-After": str(wait)})
+            scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+            offered = request.query_params.get("token")
+            good = (scheme.lower() == "bearer" and _same(credentials.strip(), token)) \
+                or (offered is not None and _same(offered, token)) \
+                or _same(request.cookies.get(SESSION_COOKIE, ""), session)
+            if not good:
+                recent.append(now)
+                return refuse(request, 401, "an access token is required: send Authorization: Bearer TOKEN, "
+                                            "or open the UI once with ?token=TOKEN",
+                              {"WWW-Authenticate": 'Bearer realm="energywatch"'})
+            recent.clear()
+            if offered is not None:
+                # the token leaves the address bar and the history at once: a cookie carries the session
+                rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+                target = request.url.path + ("?" + urlencode(rest) if rest else "")
+                redirect: Response = RedirectResponse(target, status_code=303)
+                redirect.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
+                                    secure=request.url.scheme == "https", path="/")
+                return _secured(redirect, no_store=True)
         response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        if token and request.query_params.get("token"):
-            response.set_cookie("energywatch_token", token, httponly=True, samesite="strict")
-        return response
+        return _secured(response, no_store=bool(token))
 
     @app.exception_handler(EnergywatchError)
-    async def store_error(request: Request, exc: EnergywatchError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503 if "unavailable" in type(exc).__name__.lower() else 400)
+    async def store_error(request: Request, exc: EnergywatchError) -> Response:
+        status = 503 if "unavailable" in type(exc).__name__.lower() else 400
+        return error_page(request, status, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_page(request, exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
+                             for e in exc.errors())
+        return error_page(request, 422, f"the request is not valid: {problems}", json_detail=exc.errors())
+
+    def error_page(request: Request, status: int, message: str, headers: dict[str, str] | None = None,
+                   json_detail: Any = None) -> Response:
+        """JSON for the API; for a page, a page that keeps the search form and says what to fix."""
+        if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
+            return JSONResponse({"detail": jsonable_encoder(json_detail) if json_detail is not None else message},
+                                status_code=status, headers=headers)
+        raw = {k: request.query_params.get(k, "") for k in ("q", "since", "until")}
+        return templates.TemplateResponse(request, "error.html", {"status": status, "message": message, "raw": raw},
+                                          status_code=status, headers=headers)
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context)
@@ -204,10 +357,22 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             raise HTTPException(status_code=404, detail=f"no document {doc_id}")
         return doc
 
+    def feed_states() -> list[FeedState]:
+        # a private feed's URL carries its password or API key: no UI user sees it
+        states = []
+        for state in store.get_feed_states().values():
+            urls = [u for u in (state.url, state.discovered_url) if u]
+            states.append(state.model_copy(update={
+                "url": redact_url(state.url),
+                "discovered_url": redact_url(state.discovered_url) if state.discovered_url else None,
+                "last_error": redact_text(state.last_error, urls) if state.last_error else None,
+                "disabled_reason": redact_text(state.disabled_reason, urls) if state.disabled_reason else None}))
+        return states
+
     @app.get("/api/feeds", response_model=list[FeedState], tags=["api"])
     def api_feeds() -> list[FeedState]:
-        """Every feed's last known state."""
-        return sorted(store.get_feed_states().values(), key=lambda s: s.feed_id)
+        """Every feed's last known state (credentials in feed URLs hidden)."""
+        return sorted(feed_states(), key=lambda s: s.feed_id)
 
     @app.get("/api/stats", response_model=StoreStats, tags=["api"])
     def api_stats() -> StoreStats:
@@ -218,6 +383,14 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
     def api_alerts(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[Alert]:
         """Recent alerts, newest first."""
         return store.alert_history(limit)
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return HTMLResponse(
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>energywatch API</title>'
+            '<link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head><body><div id="swagger-ui"></div>'
+            '<script src="/api/docs/assets/swagger-ui-bundle.js"></script>'
+            '<script src="/static/api-docs.js"></script></body></html>')
 
     # pages -------------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -238,7 +411,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
 
     @app.get("/feeds", response_class=HTMLResponse, include_in_schema=False)
     def feeds_page(request: Request) -> HTMLResponse:
-        states = sorted(store.get_feed_states().values(), key=lambda s: (not s.last_error, s.feed_id))
+        states = sorted(feed_states(), key=lambda s: (not s.last_error, s.feed_id))
         return page(request, "feeds.html", states=states)
 
     @app.get("/alerts", response_class=HTMLResponse, include_in_schema=False)
