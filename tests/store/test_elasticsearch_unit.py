@@ -83,7 +83,9 @@ def test_query_body_filters_collapse_and_facets() -> None:
     assert flat["sort"][0] == {"published_at": {"order": "desc", "missing": "_last"}}
     all_languages = search_body(SearchQuery(text="gas"))["query"]["bool"]["must"][0]["bool"]["must"][0]
     assert "text_std" in all_languages["multi_match"]["fields"] and "text_ar" in all_languages["multi_match"]["fields"]
-    assert search_body(SearchQuery(text="-only -excluded")) is None
+    # only exclusions: every document but those (match_all and must_not)
+    excluded = search_body(SearchQuery(text="-only -excluded"))["query"]["bool"]["must"][0]["bool"]
+    assert excluded["must"] == [{"match_all": {}}] and excluded["must_not"][0]["multi_match"]["query"] == "only excluded"
 
 
 def test_parse_response_with_collapse_highlight_and_aggs() -> None:
