@@ -184,3 +184,26 @@ def test_active_filters_show_as_removable_chips_and_pages_count(client: TestClie
     assert "1–2 of" in listing and "next page" in listing
     # no words: the page says what it does, sorting by date
     assert '<option value="date" selected>' in listing
+
+
+def test_export_a_search_as_csv_or_json_lines(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+    import io
+    import json
+
+    from energywatch import export
+
+    monkeypatch.setattr(export, "PAGE", 3)  # several pages even on the small test store
+    every = client.get("/api/search", params={"all_copies": "true", "limit": 100}).json()["total"]
+    csv_answer = client.get("/api/export", params={"all_copies": "true"})
+    assert csv_answer.status_code == 200 and csv_answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_answer.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(csv_answer.text)))
+    assert len(rows) == every and list(rows[0]) == list(export.DEFAULT_FIELDS) and "text" not in rows[0]
+    lines = client.get("/api/export", params={"format": "jsonl", "fields": ["title", "text"], "rows": 4,
+                                              "all_copies": "true"}).text.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == min(4, every) and set(records[0]) == {"title", "text"} and records[0]["text"]
+    bad = client.get("/api/export", params={"fields": ["password"]})
+    assert bad.status_code == 422 and "unknown export field" in bad.json()["detail"]
+    assert 'href="/api/export?' in client.get("/").text

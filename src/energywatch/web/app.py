@@ -11,7 +11,7 @@ import hmac
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -19,12 +19,13 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from energywatch import export
 from energywatch.config import Settings
 from energywatch.errors import ConfigError, EnergywatchError
 from energywatch.models import Alert, Document, FeedState, SearchQuery, SearchResult, StoreStats, TimelinePoint
@@ -237,6 +238,10 @@ class SearchParams:
                             for key in ("lang", "source", "label", "theme", "country", "org", "since", "until",
                                         "min_score", "story")})
 
+    def export_link(self, format: str) -> str:
+        """This search as a CSV or JSON Lines download."""
+        return "/api/export" + self.link(format=format)[1:]
+
     def toggle(self, key: str, value: str) -> str:
         """The link that adds or removes one facet value."""
         current = list(self.raw[key])
@@ -348,6 +353,25 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
     def api_search(params: Annotated[SearchParams, Depends()]) -> SearchResult:
         """Search: the same parameters and results as the search page."""
         return store.search(params.query)
+
+    @app.get("/api/export", tags=["api"], response_class=StreamingResponse,
+             responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
+    def api_export(
+        params: Annotated[SearchParams, Depends()],
+        format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl (JSON Lines)")] = "csv",
+        fields: Annotated[list[str], Query(max_length=20, description=f"of: {', '.join(export.FIELDS)}")] = [],  # noqa: B006
+        rows: Annotated[int, Query(ge=1, le=export.MAX_ROWS)] = export.MAX_ROWS,
+    ) -> StreamingResponse:
+        """The search as a file, streamed: chosen fields (no full text unless `fields=text`), up to 10,000 rows."""
+        try:
+            chosen = export.check_fields(fields)
+        except ConfigError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        found = export.hits(store, params.query, rows)
+        body = export.as_csv(found, chosen) if format == "csv" else export.as_jsonl(found, chosen)
+        media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+        name = f"energywatch-{datetime.now(timezone.utc):%Y%m%d-%H%M}.{format}"
+        return StreamingResponse(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/api/documents/{doc_id}", response_model=Document, tags=["api"])
     def api_document(doc_id: Annotated[str, Path(max_length=64)]) -> Document:
