@@ -207,3 +207,9 @@ def test_export_a_search_as_csv_or_json_lines(client: TestClient, monkeypatch: p
     bad = client.get("/api/export", params={"fields": ["password"]})
     assert bad.status_code == 422 and "unknown export field" in bad.json()["detail"]
     assert 'href="/api/export?' in client.get("/").text
+
+
+def test_facets_name_languages_and_countries_and_dates_have_presets(client: TestClient) -> None:
+    page = client.get("/").text
+    assert "ar · Arabic" in page or "ru · Russian" in page
+    assert 'href="/?since=7d&amp;sort=relevance"' in page and "30 days" in page

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -147,6 +148,20 @@ def timeline_svg(points: list[TimelinePoint], width: int = 720, height: int = 16
     return Markup("".join(parts))
 
 
+@lru_cache(maxsize=4096)
+def name_of(code: str, facet: str) -> str:
+    """A language or country code with its English name ("ar" → "ar · Arabic"); other values as they are."""
+    import pycountry
+
+    found = None
+    if facet == "language" and len(code) in (2, 3):
+        found = pycountry.languages.get(alpha_2=code) if len(code) == 2 else pycountry.languages.get(alpha_3=code)
+    elif facet == "countries" and len(code) == 2:
+        found = pycountry.countries.get(alpha_2=code.upper())
+    name = getattr(found, "common_name", None) or getattr(found, "name", None) if found else None
+    return f"{code} · {name}" if name else code
+
+
 def _host_name(header: str) -> str:
     """The host name of a Host header, without its port ("[::1]:8000" → "::1")."""
     header = header.strip().lower()
@@ -260,7 +275,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
     app = FastAPI(title="energywatch", version="1", description="Search and monitor energy-security news.",
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     templates = Jinja2Templates(directory=str(files("energywatch.web") / "templates"))
-    templates.env.filters.update(href=safe_href, dir=text_dir, marked=marked)
+    templates.env.filters.update(href=safe_href, dir=text_dir, marked=marked, name_of=name_of)
     templates.env.globals.update(colours=LABEL_COLOURS)
     app.mount("/static", StaticFiles(directory=str(files("energywatch.web") / "static")), name="static")
     # Swagger UI 5 (OpenAPI 3.1) from the fastapi-offline package, not a CDN, started by a script file of
