@@ -213,3 +213,31 @@ def test_facets_name_languages_and_countries_and_dates_have_presets(client: Test
     page = client.get("/").text
     assert "ar · Arabic" in page or "ru · Russian" in page
     assert 'href="/?since=7d&amp;sort=relevance"' in page and "30 days" in page
+
+
+def test_story_page_lists_every_copy_oldest_first(client: TestClient) -> None:
+    hits = client.get("/api/search", params={"limit": 100}).json()["hits"]
+    # the store of these tests has stories of one copy; the contract tests cover grouping
+    story = max(hits, key=lambda h: h["copies"])["document"]["story_id"]
+    page = client.get(f"/story/{story}")
+    assert page.status_code == 200 and "first published by" in page.text
+    copies = client.get("/api/search", params={"story": story, "limit": 100}).json()["hits"]
+    assert page.text.count('<li lang=') == len(copies) >= 1
+    dates = sorted(h["document"]["published_at"] for h in copies if h["document"]["published_at"])
+    first = next(h["document"] for h in copies if h["document"]["published_at"] == dates[0])
+    assert page.text.index(f'/doc/{first["id"]}') <= min(page.text.index(f'/doc/{h["document"]["id"]}') for h in copies)
+    missing = client.get("/story/no-such-story", headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and "Not found" in missing.text
+
+
+def test_story_page_puts_the_first_publisher_first(tmp_path: Path) -> None:
+    from energywatch.store.sqlite import SQLiteStore
+    from store.test_contract import ALL, EN, EN_COPY
+
+    store = SQLiteStore(tmp_path / "s.db")
+    store.put_documents(ALL)
+    store.close()
+    with TestClient(create_app(Settings(store=f"sqlite:///{tmp_path / 's.db'}")), base_url="http://localhost") as c:
+        page = c.get(f"/story/{EN.id}").text
+    assert "2 copies in 2 source(s) and 1 language(s)" in page and "first published by <b dir=\"auto\">Source f1" in page
+    assert page.index(f"/doc/{EN.id}") < page.index(f"/doc/{EN_COPY.id}")

@@ -37,6 +37,7 @@ from energywatch.timeparse import parse_since, parse_until
 from energywatch.urls import redact_text, redact_url
 
 SESSION_COOKIE = "energywatch_session"
+STORY_COPIES = 200  # copies listed on a story page
 MIN_TOKEN_LENGTH = 16
 MAX_GUESSES, GUESS_WINDOW = 10, 60.0  # wrong tokens per client address per minute before 429
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -447,6 +448,27 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         body = highlight_evidence(doc.text, [e.sentence for e in doc.relevance.evidence if not e.in_title])
         others = [c.document for c in copies if c.document.id != doc.id]
         return page(request, "document.html", doc=doc, body=body, copies=others)
+
+    @app.get("/story/{story_id}", response_class=HTMLResponse, include_in_schema=False)
+    def story_page(request: Request, story_id: Annotated[str, Path(max_length=64)]) -> HTMLResponse:
+        found = store.search(SearchQuery(story_id=story_id, group_stories=False, limit=STORY_COPIES, facets=False,
+                                         sort="date"))
+        if not found.hits:
+            raise HTTPException(status_code=404, detail=f"no story {story_id}")
+        # oldest first: the first publisher heads the list
+        copies = sorted((h.document for h in found.hits),
+                        key=lambda d: (d.published_at is None, d.published_at or datetime.min.replace(tzinfo=timezone.utc)))
+        languages: dict[str, int] = defaultdict(int)
+        for copy in copies:
+            languages[copy.language or "?"] += 1
+        days: dict[tuple[str, str], int] = defaultdict(int)
+        for copy in copies:
+            if copy.published_at:
+                days[(copy.published_at.date().isoformat(), copy.relevance.label)] += 1
+        chart = timeline_svg([TimelinePoint(day=d, label=label, stories=n) for (d, label), n in sorted(days.items())])
+        return page(request, "story.html", copies=copies, first=copies[0], chart=chart,
+                    sources=sorted({c.source for c in copies}), truncated=found.total > len(copies),
+                    languages=sorted(languages.items(), key=lambda kv: (-kv[1], kv[0])))
 
     @app.get("/feeds", response_class=HTMLResponse, include_in_schema=False)
     def feeds_page(request: Request) -> HTMLResponse:
