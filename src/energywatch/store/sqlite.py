@@ -193,17 +193,18 @@ def _unpack(value: bytes | str) -> str:
     return zlib.decompress(value).decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _pack_terms(terms: str, data: bytes | str) -> bytes:
-    """The stemmed index text, compressed against its document's stored JSON (`data`, as stored):
-    a third smaller, the stems being mostly prefixes of the document's words."""
-    packer = zlib.compressobj(6, zdict=_unpack(data).encode("utf-8")[-32768:])
+def _pack_terms(terms: str, json_text: str) -> bytes:
+    """The stemmed index text, compressed against its document's JSON as a preset dictionary: a third
+    smaller, the stems being mostly prefixes of the document's words."""
+    packer = zlib.compressobj(6, zdict=json_text.encode("utf-8")[-32768:])
     return packer.compress(terms.encode("utf-8")) + packer.flush()
 
 
-def _unpack_terms(terms: bytes, data: bytes | str) -> str:
-    """What _pack_terms packed, given the same stored JSON."""
-    unpacker = zlib.decompressobj(zdict=_unpack(data).encode("utf-8")[-32768:])
-    return (unpacker.decompress(terms) + unpacker.flush()).decode("utf-8")
+def _unpack_terms(terms: bytes, json_text: str) -> tuple[str, str]:
+    """What _pack_terms packed, given the same JSON: (title terms, body terms)."""
+    unpacker = zlib.decompressobj(zdict=json_text.encode("utf-8")[-32768:])
+    title, _, body = (unpacker.decompress(terms) + unpacker.flush()).decode("utf-8").partition("\0")
+    return title, body
 
 
 def _descending(text: str) -> tuple[int, ...]:
@@ -303,7 +304,7 @@ class SQLiteStore:
         self._db.create_function("ew_pack", 1, _pack, deterministic=True)
         self._db.create_function("ew_band", 1, band_key, deterministic=True)
         self._db.create_function("ew_pack_terms", 2, _pack_terms, deterministic=True)
-        self._db.create_function("ew_part", 3, lambda terms, data, n: _unpack_terms(terms, data).split("\0")[n],
+        self._db.create_function("ew_part", 3, lambda terms, data, n: _unpack_terms(terms, _unpack(data))[n],
                                  deterministic=True)
         counted = " UNION ALL ".join(
             f"SELECT '{c}:' || COALESCE({c}, 'unknown'), COUNT(*) FROM documents GROUP BY 1" for c in _COUNTED)
@@ -506,7 +507,8 @@ class SQLiteStore:
     def _store(self, doc: Document, title_terms: str, body_terms: str) -> None:
         """Upsert one document with its index entries (under the writer's lock, in a transaction)."""
         self._unindex(doc.id)
-        data = _pack(doc.model_dump_json())
+        json_text = doc.model_dump_json()
+        data = _pack(json_text)
         row = self._writer.execute(
             """INSERT INTO documents (id, feed_id, source, guid, language, published_at, indexed_at, label,
                    score, story_id, duplicate_of, content_hash, extraction)
@@ -523,7 +525,7 @@ class SQLiteStore:
         ).fetchone()
         rowid = row[0]
         self._writer.execute("INSERT OR REPLACE INTO doc_content VALUES (?, ?, ?)",
-                             (rowid, data, _pack_terms(f"{title_terms}\0{body_terms}", data)))
+                             (rowid, data, _pack_terms(f"{title_terms}\0{body_terms}", json_text)))
         self._writer.execute("INSERT INTO doc_fts (rowid, title, body) VALUES (?, ?, ?)", (rowid, title_terms, body_terms))
         terms = {(field, value, rowid) for field, get in _TERM_FIELDS.items() for value in get(doc)}
         if terms:
@@ -541,12 +543,13 @@ class SQLiteStore:
         if row is None:
             return
         rowid, data, terms = row
-        title_terms, _, body_terms = _unpack_terms(terms, data).partition("\0")
+        json_text = _unpack(data)
+        title_terms, body_terms = _unpack_terms(terms, json_text)
         # a contentless index forgets a row by being told the exact text it indexed
         self._writer.execute("INSERT INTO doc_fts (doc_fts, rowid, title, body) VALUES ('delete', ?, ?, ?)",
                              (rowid, title_terms, body_terms))
         self._writer.execute("DELETE FROM doc_terms WHERE doc_rowid = ?", (rowid,))
-        bands = _document(data).lsh_bands
+        bands = Document.model_validate_json(json_text).lsh_bands
         self._writer.executemany("DELETE FROM doc_bands WHERE bucket = ? AND band = ? AND doc_rowid = ?",
                                  [(rowid >> BUCKET_BITS, band_key(b), rowid) for b in bands])
 
@@ -608,8 +611,9 @@ class SQLiteStore:
                         f"SELECT c.data, c.terms FROM documents d JOIN doc_content c ON c.rowid = d.rowid "
                         f"WHERE d.duplicate_of IN ({marks})", chunk).fetchall()
                     for data, terms in copies:
-                        title_terms, _, body_terms = _unpack_terms(terms, data).partition("\0")
-                        self._store(_document(data).model_copy(update={"duplicate_of": None}), title_terms, body_terms)
+                        json_text = _unpack(data)
+                        copy = Document.model_validate_json(json_text).model_copy(update={"duplicate_of": None})
+                        self._store(copy, *_unpack_terms(terms, json_text))
                 removed += len(ids)
             if progress:
                 progress(removed)
@@ -944,17 +948,15 @@ def fts_expression(parsed: ParsedQuery, languages: Sequence[str] = ()) -> str | 
     all_words = " ".join([*parsed.words, *[w for p in parsed.phrases for w in p], *parsed.prefixes])
     langs: list[str | None] = list(languages) or list(candidate_languages(all_words)) or [None]
     variants: list[str] = []
-    negatives: list[str] = []
     for lang in langs:
         parts = [_fts_string(s) for s in unique(stem_tokens(list(parsed.words), lang))]
         parts += [_fts_string(" ".join(stem_tokens(list(p), lang))) for p in parsed.phrases]
         parts += [_prefix(p, lang) for p in parsed.prefixes]
         variants.append("(" + " AND ".join(parts) + ")")
-        negatives += [_fts_string(s) for s in stem_tokens(list(parsed.excluded), lang)]
     expression = " OR ".join(unique(variants))
-    if negatives:
+    if parsed.excluded:
         # excluded words leave out a document in whichever language they stem to
-        expression = f"({expression}) NOT ({' OR '.join(unique(negatives))})"
+        expression = f"({expression}) NOT ({fts_negatives(parsed, langs)})"
     return expression
 
 
@@ -968,7 +970,7 @@ def _prefix(prefix: str, lang: str | None) -> str:
     return f"({_fts_string(prefix)} * OR {_fts_string(stem)} *)"
 
 
-def fts_negatives(parsed: ParsedQuery, languages: Sequence[str] = ()) -> str:
+def fts_negatives(parsed: ParsedQuery, languages: Sequence[str | None] = ()) -> str:
     """The excluded words of a query, stemmed in each candidate language, OR-ed: what a document must not match."""
     langs: list[str | None] = list(languages) or list(candidate_languages(" ".join(parsed.excluded))) or [None]
     return " OR ".join(unique(_fts_string(s) for lang in langs for s in stem_tokens(list(parsed.excluded), lang)))
