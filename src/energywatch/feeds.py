@@ -379,6 +379,11 @@ def parse_feed(feed: Feed, content: bytes, *, url: str, content_type: str = "", 
     )
 
 
+def hash_body(content: bytes) -> str:
+    """The hash a feed's body is remembered by (an unchanged body costs no parsing)."""
+    return hashlib.sha256(content).hexdigest()
+
+
 async def fetch_feed(http: HttpClient, url: str, state: FeedState, max_bytes: int) -> HttpResponse:
     """Conditional GET of a feed URL with the validators remembered from the last good poll."""
     headers: dict[str, str] = {"Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
@@ -406,7 +411,7 @@ async def poll_feed(http: HttpClient, feed: Feed, state: FeedState, *, max_bytes
             ok = replace_state(polled, last_success_at=now, last_status=304, last_error=None,
                                consecutive_failures=0, retry_after_until=None, items_last_poll=0)
             return PollResult(feed, "not-modified", ok, http_status=304, fetched_url=response.url)
-        body_hash = hashlib.sha256(response.content).hexdigest()
+        body_hash = hash_body(response.content)
         if body_hash == state.body_hash:
             # some servers ignore the validators and answer 200 with the same bytes
             ok = replace_state(polled, last_success_at=now, last_status=response.status, last_error=None,
@@ -419,7 +424,7 @@ async def poll_feed(http: HttpClient, feed: Feed, state: FeedState, *, max_bytes
                 raise FeedParseError(f"{url}: the URL is an HTML page that announces no RSS, Atom or JSON feed")
             discovered = parsed.discovered[0]
             response = await fetch_feed(http, discovered, FeedState(feed_id=feed.id, url=discovered), max_bytes)
-            body_hash = hashlib.sha256(response.content).hexdigest()
+            body_hash = hash_body(response.content)
             parsed = await _parse(parse, feed, response)
             if parsed.is_html:
                 raise FeedParseError(f"{url}: the feed link {discovered} leads to another HTML page")

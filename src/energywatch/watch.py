@@ -17,7 +17,6 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +25,7 @@ from pydantic import BaseModel
 from energywatch.config import Settings, load_feeds
 from energywatch.errors import ConfigError, EnergywatchError, StoreError
 from energywatch.metrics import WatchMetrics
-from energywatch.models import Feed, FeedState, RunSummary, utcnow
+from energywatch.models import Feed, FeedState, utcnow
 from energywatch.schedule import initial_state, poll_interval
 from energywatch.store.base import Store
 
@@ -84,20 +83,6 @@ def feed_status(feeds: Sequence[Feed], states: dict[str, FeedState], now: dateti
     return rows
 
 
-@dataclass
-class WatchStats:
-    """What the watcher has done since it started (the metrics and `status` read it)."""
-
-    started: float = field(default_factory=time.time)
-    runs: int = 0
-    polls: dict[str, int] = field(default_factory=dict)  # by result: ok, not-modified, unchanged, failed, busy
-    items_new: int = 0
-    documents: int = 0
-    alerts_sent: int = 0
-    alert_latency: list[float] = field(default_factory=list)  # seconds from stored to sent, last 1,000
-    last_success: dict[str, float] = field(default_factory=dict)  # feed id → epoch seconds
-
-
 class Watcher:
     """Polls due feeds, runs them through the pipeline and delivers alerts until `stop` is set."""
 
@@ -106,7 +91,6 @@ class Watcher:
         self.settings = settings
         self.store = store
         self.stop = stop
-        self.stats = WatchStats()
         self.metrics = metrics
         self._fixed_feeds = list(feeds) if feeds is not None else None
         self._feeds: dict[str, Feed] = {}
@@ -285,10 +269,8 @@ class Watcher:
         finally:
             for feed in feeds:
                 self._in_flight.discard(feed.id)
-        if summary is not None:
-            self._count(summary)
-            if self.metrics:
-                self.metrics.run_done(summary)
+        if summary is not None and self.metrics:
+            self.metrics.run_done(summary)
         try:
             states = await asyncio.to_thread(self.store.get_feed_states)
         except EnergywatchError as exc:
@@ -303,24 +285,11 @@ class Watcher:
             if state.retry_after_until:
                 wait = max(wait, (state.retry_after_until - now).total_seconds())
             self._next[feed.id] = clock + wait * (1 + self._random.uniform(-JITTER, JITTER))
-            if state.last_success_at:
-                self.stats.last_success[feed.id] = state.last_success_at.timestamp()
-                if self.metrics:
-                    self.metrics.last_success.labels(feed.id).set(state.last_success_at.timestamp())
+            if state.last_success_at and self.metrics:
+                self.metrics.last_success.labels(feed.id).set(state.last_success_at.timestamp())
         if summary is not None and summary.alerts_queued:
             await self._deliver()
         self._wake.set()
-
-    def _count(self, summary: RunSummary) -> None:
-        s = self.stats
-        s.runs += 1
-        results = {"not-modified": summary.feeds_not_modified, "unchanged": summary.feeds_unchanged_body,
-                   "failed": summary.feeds_failed, "busy": summary.feeds_busy}
-        results["ok"] = max(0, summary.feeds_polled - sum(v for k, v in results.items() if k != "busy"))
-        for result, n in results.items():
-            s.polls[result] = s.polls.get(result, 0) + n
-        s.items_new += summary.items_new
-        s.documents += summary.documents_stored
 
     async def _deliver(self) -> None:
         rules = self._alert_rules()
@@ -333,9 +302,6 @@ class Watcher:
         except EnergywatchError as exc:
             log.error("alert delivery failed: %s", exc)
             return
-        self.stats.alerts_sent += report.alerts_sent
-        self.stats.alert_latency.extend(report.latencies)
-        del self.stats.alert_latency[:-1000]
         if self.metrics:
             self.metrics.alerts_sent(report.latencies)
 
@@ -366,10 +332,8 @@ async def changed_feeds(settings: Settings, feeds: Sequence[Feed], states: dict[
     ingestion stored, costs no parsing; a changed body is reported once (`reported`, feed id → the
     body hash already reported, is updated), until an ingestion stores a new state for the feed.
     Feeds that fail are left to the ingestion's own error handling and back-off."""
-    import hashlib
-
     from energywatch.errors import FetchError, TransientError
-    from energywatch.feeds import fetch_feed
+    from energywatch.feeds import fetch_feed, hash_body
     from energywatch.http import HttpClient
 
     now = utcnow()
@@ -388,7 +352,7 @@ async def changed_feeds(settings: Settings, feeds: Sequence[Feed], states: dict[
             return None
         if response.status == 304:
             return None
-        digest = hashlib.sha256(response.content).hexdigest()
+        digest = hash_body(response.content)
         if digest in (state.body_hash, reported.get(feed.id)):
             return None
         reported[feed.id] = digest
