@@ -49,15 +49,13 @@ def redact_url(url: str) -> str:
     """A URL with any password, and the values of query parameters that carry secrets, hidden."""
     bare, user, password = split_credentials(url)
     parts = urlsplit(bare)
+    query = "&".join(f"{name}=***" if value and _SECRET_PARAMS.match(unquote(name)) else f"{name}{eq}{value}"
+                     for name, eq, value in (p.partition("=") for p in parts.query.split("&"))) if parts.query else ""
+    if password is None and query == parts.query:
+        return url
     if password is not None:
         parts = parts._replace(netloc=f"{user}:***@{parts.netloc}")
-    if parts.query:
-        pairs = [p.partition("=") for p in parts.query.split("&")]
-        if any(_SECRET_PARAMS.match(unquote(name)) and value for name, _, value in pairs):
-            parts = parts._replace(query="&".join(
-                f"{name}=***" if _SECRET_PARAMS.match(unquote(name)) and value else f"{name}{eq}{value}"
-                for name, eq, value in pairs))
-    return urlunsplit(parts) if password is not None or parts.query != urlsplit(bare).query else url
+    return urlunsplit(parts._replace(query=query))
 
 
 def redact_text(text: str, urls: Sequence[str]) -> str:

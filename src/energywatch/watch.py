@@ -175,10 +175,11 @@ class Watcher:
     def _due(self) -> list[Feed]:
         # feeds due within the next few seconds join this run: one run's fixed cost (reading the
         # states, leases, a client) shared by many polls made 200 idle feeds cost 4× less CPU
-        clock = time.monotonic() + min(LOOKAHEAD, self.settings.watch_min_interval_seconds / 10)
-        if not any(at <= time.monotonic() for at in self._next.values()):
+        now = time.monotonic()
+        if not any(at <= now for at in self._next.values()):
             return []
-        return [self._feeds[i] for i, at in self._next.items() if at <= clock and i in self._feeds]
+        soon = now + min(LOOKAHEAD, self.settings.watch_min_interval_seconds / 10)
+        return [self._feeds[i] for i, at in self._next.items() if at <= soon and i in self._feeds]
 
     # the loop ----------------------------------------------------------------------------------------
     async def run(self, pool: Any) -> None:
