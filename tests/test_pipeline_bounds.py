@@ -173,6 +173,39 @@ def test_a_run_deadline_stores_what_is_done_and_the_next_run_finishes(settings: 
     assert store.stats().documents == 10
 
 
+class SlowWritingStore(SQLiteStore):
+    """A real SQLite store whose writes take a while and tell when they begin."""
+
+    writing: threading.Event
+
+    def put_documents(self, docs, alerts=()):  # type: ignore[no-untyped-def]
+        self.writing.set()
+        time.sleep(0.5)
+        return super().put_documents(docs, alerts)
+
+
+def test_a_stop_during_a_write_counts_what_the_write_stored(settings: Settings, httpserver: HTTPServer,
+                                                              tmp_path) -> None:
+    """A signal lands while a batch is being written: the write ends, and the summary counts it."""
+    store = SlowWritingStore(tmp_path / "slow.db")
+    store.writing = threading.Event()
+    items = serve_articles(httpserver, 3, prefix="mid")
+    httpserver.expect_request("/mid.rss").respond_with_data(rss(items), content_type="application/rss+xml")
+    feeds = [Feed(id="mid", name="Mid", url=httpserver.url_for("/mid.rss"))]
+
+    async def stopped_mid_write() -> int:
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(run_async(settings, feeds, store, stop=stop))
+        await asyncio.to_thread(store.writing.wait, 30)
+        stop.set()
+        return (await running).documents_stored
+
+    counted = asyncio.run(stopped_mid_write())
+    assert counted == store.stats().documents > 0
+    assert run(settings, feeds, store).documents_stored == 3 - counted
+    store.close()
+
+
 def test_two_runs_at_once_fetch_each_page_once(tmp_path, httpserver: HTTPServer) -> None:
     n = 6
     env, db = slow_feed_for_the_cli(httpserver, tmp_path, "twice", n, 0.3)

@@ -231,6 +231,7 @@ class _Run:
         self.claimed: set[str] = set()
         self.pending: list[Document] = []
         self.write_lock = asyncio.Lock()
+        self.writes: list[asyncio.Task[None]] = []  # every flush of the run, awaited by finish()
         self.last_flush = time.monotonic()
         self.store_failed: set[str] = set()
         self.page_attempts: dict[str, int] = {}  # doc id → runs in a row its page failed transiently
@@ -398,6 +399,20 @@ class _Run:
         return True
 
     async def flush(self) -> None:
+        """Write the pending documents; a write once begun ends and is counted even if the run is stopped."""
+        # Shielded: a signal cancels the items in flight, and a cancelled await of a write whose thread
+        # goes on would store documents that the summary never counts (the next run then finds fewer
+        # new items than the summary left for it).
+        task = asyncio.ensure_future(self._write())
+        self.writes.append(task)
+        await asyncio.shield(task)
+
+    async def finish(self) -> None:
+        """Write what is pending and wait for every write in flight; raise the first one's store error."""
+        await self.flush()
+        await asyncio.gather(*self.writes)
+
+    async def _write(self) -> None:
         async with self.write_lock:
             self.last_flush = time.monotonic()
             batch, self.pending = self.pending, []
@@ -466,7 +481,7 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
             async with HttpClient(settings) as http:
                 work = asyncio.gather(*(job.handle_feed(http, feed, state) for feed, state in planned))
                 await _until_stopped(work, stop, job.summary, why)
-            await job.flush()
+            await job.finish()
         except EnergywatchError as exc:
             # the store failed (full disk, locked, unreachable): the run ends, and its summary so far
             # travels with the error (the CLI prints it with --json)
