@@ -24,6 +24,16 @@ def test_page_text_metadata_and_precise_feed_time() -> None:
     assert art.published_at == ITEM.published_at  # same day: the feed's time is more precise
 
 
+def test_the_page_s_lead_image_is_kept_as_an_absolute_http_url() -> None:
+    page = article_html("Grid attack", PARAS)
+    with_image = page.replace("</head>", '<meta property="og:image" content="/media/substation.jpg"></head>')
+    assert extract_article(with_image.encode(), url=ITEM.url, item=ITEM).image_url == \
+        "https://x.example/media/substation.jpg"
+    hostile = page.replace("</head>", '<meta property="og:image" content="javascript:alert(1)"></head>')
+    assert extract_article(hostile.encode(), url=ITEM.url, item=ITEM).image_url is None
+    assert extract_article(page.encode(), url=ITEM.url, item=ITEM).image_url is None
+
+
 def test_disagreeing_dates_prefer_page_and_warn() -> None:
     art = extract_article(article_html("Old", PARAS, date="2020-01-05").encode(), url=ITEM.url, item=ITEM)
     assert art.published_at.date().isoformat() == "2020-01-05" and any("disagrees" in w for w in art.warnings)

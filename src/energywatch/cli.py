@@ -349,7 +349,7 @@ def _print_summary(s: RunSummary, settings: Settings) -> None:
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='words (all required), "a phrase", -excluded, prefix*')] = "",
+    query: Annotated[str, typer.Argument(help='words, "a phrase", a OR b, (groups), -excluded, prefix*, title:word')] = "",
     lang: Annotated[Optional[list[str]], typer.Option("--lang", help="language code(s), e.g. ru")] = None,
     source: Annotated[Optional[list[str]], typer.Option("--source", help="feed id or source name")] = None,
     since: Annotated[Optional[str], typer.Option("--since", help="7d, 12h, 2w or an ISO date")] = None,
@@ -651,19 +651,36 @@ RulesOpt = Annotated[Optional[Path], typer.Option(
 
 
 @alerts_app.command("check")
-def alerts_check(rules: RulesOpt = None) -> None:
-    """Validate a rules file: unknown fields, bad thresholds, unknown channels are reported."""
-    from energywatch.alerts.rules import load_rules
+def alerts_check(rules: RulesOpt = None, store: StoreOpt = None) -> None:
+    """Validate a rules file (unknown fields, bad thresholds, unknown channels) and list the rules of saved
+    searches that alert (kept in the store, created in the web UI)."""
+    from energywatch.alerts.rules import SAVED_PREFIX, load_rules, with_saved_searches
+    from energywatch.store import open_store
 
     try:
-        settings = load_settings(alerts_file=rules)
+        settings = load_settings(alerts_file=rules, store=store)
         loaded = load_rules(settings.alerts_file)
+        backend = open_store(settings.store)
+        try:
+            saved = backend.saved_searches()
+        finally:
+            backend.close()
     except EnergywatchError as exc:
         _fail(exc)
-    for rule in loaded.rules:
+    merged = with_saved_searches(loaded, saved) or loaded
+    for rule in merged.rules:
+        origin = " [dim](saved search in the store)[/]" if rule.name.startswith(SAVED_PREFIX) else ""
         console.print(f"[green]ok[/] rule {escape(rule.name)}: {rule.mode}, labels {', '.join(rule.labels)}, "
-                      f"channels {', '.join(rule.channels)}")
-    console.print(f"{settings.alerts_file}: {len(loaded.rules)} rule(s), {len(loaded.channels)} channel(s), valid")
+                      f"channels {', '.join(rule.channels)}{f', query {escape(repr(rule.query))}' if rule.query else ''}"
+                      f"{origin}")
+    for search in saved:
+        missing = [c for c in search.channels if c not in loaded.channels]
+        if missing:
+            err.print(f"[yellow]warning[/] saved search {escape(search.name)} names channel(s) the file does not "
+                      f"define: {escape(', '.join(missing))} (those are skipped)")
+    from_store = len(merged.rules) - len(loaded.rules)
+    console.print(f"{settings.alerts_file}: {len(loaded.rules)} rule(s), {len(loaded.channels)} channel(s), valid"
+                  + (f"; {from_store} more from saved searches" if from_store else ""))
 
 
 @alerts_app.command("preview")
@@ -675,15 +692,16 @@ def alerts_preview(
     as_json: JsonOpt = False,
 ) -> None:
     """What a rule would have sent for the stories stored since a time (one line per story)."""
-    from energywatch.alerts.rules import load_rules, matches
+    from energywatch.alerts.rules import load_rules, matches, with_saved_searches
     from energywatch.store import open_store
 
     try:
         settings = load_settings(alerts_file=rules, store=store)
-        chosen = load_rules(settings.alerts_file).rule(rule)
         start = parse_since(since)
         backend = open_store(settings.store)
         try:
+            loaded = load_rules(settings.alerts_file)
+            chosen = (with_saved_searches(loaded, backend.saved_searches()) or loaded).rule(rule)
             result = backend.search(SearchQuery(since=start, labels=tuple(chosen.labels), limit=1000, sort="date",
                                                 facets=False))
         finally:

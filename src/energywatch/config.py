@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     web_allowed_hosts: tuple[str, ...] = Field(
         default=("localhost", "127.0.0.1", "::1"),
         description="host names the web UI answers to (the Host header); others get 400, which stops DNS rebinding")
+    web_remote_images: bool = Field(
+        default=True, description="show articles' lead images, loaded from their publishers' servers (which then "
+                                  "see the analyst's address; false keeps every request on this UI)")
     profile_file: Path | None = Field(
         default=None, description="a concept profile (YAML) replacing the packaged one"
     )

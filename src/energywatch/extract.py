@@ -14,6 +14,7 @@ from trafilatura.settings import set_date_params
 
 from energywatch.models import Article, DateSource, ExtractionMethod, FeedItem
 from energywatch.textutil import REPAIRED, collapse_ws, decode_bytes
+from energywatch.urls import absolute_http
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _CALLS_BETWEEN_RESETS = 500
@@ -106,6 +107,7 @@ def extract_article(html: bytes | str, *, url: str, item: FeedItem, header_chars
             warnings.append(f"page yielded only {len(text)} characters of text")
         return Article(title=title, text=text, summary=summary, authors=authors, published_at=published,
                        date_source=date_source, site_name=doc.sitename if doc else None,
+                       image_url=absolute_http(doc.image if doc else None, url),
                        method=ExtractionMethod.PAGE, warnings=tuple(warnings))
     warnings.append(
         f"page yielded {len(text)} characters of text (paywall, consent wall or script-only page?): "
@@ -113,6 +115,7 @@ def extract_article(html: bytes | str, *, url: str, item: FeedItem, header_chars
     )
     return Article(title=title, text=item.summary, summary=summary, authors=authors, published_at=published,
                    date_source=date_source, site_name=doc.sitename if doc else None,
+                   image_url=absolute_http(doc.image if doc else None, url),
                    method=ExtractionMethod.FEED_SUMMARY, warnings=tuple(warnings))
 
 

@@ -22,7 +22,7 @@ from energywatch.http import HttpClient, HttpResponse
 from energywatch.models import Feed, FeedItem, FeedState
 from energywatch.schedule import initial_state, is_due, replace_state
 from energywatch.textutil import GUESSED, REPAIRED, codec_for, collapse_ws, decode_bytes, html_to_text
-from energywatch.urls import canonical_url, document_id, redact_url
+from energywatch.urls import absolute_http, canonical_url, document_id, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -148,19 +148,8 @@ def _make_item(feed: Feed, *, link: str | None, guid: str | None, title: str, su
         title=html_to_text(title)[:1000], summary=html_to_text(summary)[:20000],
         authors=authors, published_at=published,
         categories=tuple(dict.fromkeys(c for c in (collapse_ws(c)[:200] for c in categories) if c))[:50],
-        image_url=_absolute_http(image, base), declared_language=_language_tag(language),
+        image_url=absolute_http(image, base), declared_language=_language_tag(language),
     )
-
-
-def _absolute_http(url: str | None, base: str) -> str | None:
-    """An http(s) URL made absolute, or None (a data: or javascript: image is no image)."""
-    if not url or not isinstance(url, str):
-        return None
-    try:
-        absolute = urljoin(base, url.strip())
-    except ValueError:
-        return None
-    return absolute[:2000] if absolute.startswith(("http://", "https://")) else None
 
 
 def _language_tag(value: str | None) -> str | None:

@@ -94,6 +94,7 @@ class Article(_Frozen):
     published_at: datetime | None = None
     date_source: DateSource = "none"
     site_name: str | None = None
+    image_url: str | None = None  # the page's lead image (og:image, twitter:image)
     method: ExtractionMethod = ExtractionMethod.PAGE
     warnings: tuple[str, ...] = ()
 
@@ -182,11 +183,35 @@ class SearchQuery(_Frozen):
     infrastructure: tuple[str, ...] = ()
     people: tuple[str, ...] = ()
     story_id: str | None = None
+    added_since: datetime | None = None  # stored at or after this time ("new since my last visit")
     group_stories: bool = True
     sort: SortOrder = "relevance"
     limit: int = Field(default=20, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
     facets: bool = True
+
+
+class SavedSearch(_Frozen):
+    """A search kept by name; with channels, each new story it matches is also an alert."""
+
+    # its alert rule is saved.NAME, within a rule name's 64 characters
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,57}$")
+    text: str = Field(default="", max_length=500)
+    languages: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    labels: tuple[Literal["core", "related", "none"], ...] = ()
+    themes: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    organizations: tuple[str, ...] = ()
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    channels: tuple[str, ...] = ()  # alert channels of the rules file; none: a search only
+    created_at: datetime
+
+    def query(self, **changes: object) -> SearchQuery:
+        """The SearchQuery this saved search runs."""
+        return SearchQuery(text=self.text, languages=self.languages, sources=self.sources, labels=self.labels,
+                           themes=self.themes, countries=self.countries, organizations=self.organizations,
+                           min_score=self.min_score).model_copy(update=changes)
 
 
 class SearchHit(_Frozen):

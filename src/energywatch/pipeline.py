@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from energywatch import workers
-from energywatch.alerts.rules import RulesFile, alerts_for, load_rules
+from energywatch.alerts.rules import RulesFile, alerts_for, load_rules, with_saved_searches
 from energywatch.config import Settings
 from energywatch.enrich import enrich
 from energywatch.enrich.dedup import group, shares_band
@@ -185,7 +185,7 @@ def _document(item: FeedItem, article: Article, job: PageJob, language: str | No
         title=article.title or item.title, text=article.text, summary=article.summary, authors=article.authors,
         published_at=article.published_at, date_source=article.date_source, fetched_at=job.fetched_at,
         language=language, language_confidence=confidence, extraction=article.method, warnings=article.warnings,
-        story_id=item.doc_id, categories=item.categories, image_url=item.image_url,
+        story_id=item.doc_id, categories=item.categories, image_url=item.image_url or article.image_url,
         declared_language=item.declared_language or item.language_hint,
     )
 
@@ -468,6 +468,7 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
         dead = _dead_local_owners(await asyncio.to_thread(store.feed_leases, ids))
         leased = await asyncio.to_thread(store.claim_feeds, ids, owner, until, now, dead)
         rules = load_rules(settings.alerts_file) if settings.alerts_file.exists() else None
+        rules = with_saved_searches(rules, await asyncio.to_thread(store.saved_searches))
         job = _Run(settings, store, progress, pool, rules)
         job.summary.feeds_busy = len(planned) - len(leased)
         planned = [(feed, state) for feed, state in planned if feed.id in leased]

@@ -76,3 +76,14 @@ def domain_of(url: str) -> str:
     """Host of a URL without a leading www."""
     host = (urlsplit(url).hostname or "").lower()
     return host[4:] if host.startswith("www.") else host
+
+
+def absolute_http(url: str | None, base: str) -> str | None:
+    """An http(s) URL made absolute, or None (a data: or javascript: image is no image)."""
+    if not url or not isinstance(url, str):
+        return None
+    try:
+        absolute = urljoin(base, url.strip())
+    except ValueError:
+        return None
+    return absolute[:2000] if absolute.startswith(("http://", "https://")) else None

@@ -407,3 +407,78 @@ def test_exclusions_alone_prefixes_of_inflected_words_and_empty_queries(backend:
     for text in ('"', "*", "🔥"):
         with pytest.raises(ConfigError, match="nothing to search for"):
             backend.search(SearchQuery(text=text))
+
+
+BOOLEAN_QUERIES = {
+    "НАТО OR solar": {RU, EN, EN_COPY},
+    "газ OR solar OR الناتو": {AR, EN, EN_COPY},
+    "(solar OR НАТО) -spain": {RU},
+    "title:solar": {EN, EN_COPY},
+    "title:panels": set(),
+    "text:panels": {EN, EN_COPY},
+    'title:(НАТО OR record) -"круглый стол"': {EN, EN_COPY},
+    "solar NOT record": set(),
+    "spring OR (нато круглый)": {EN, EN_COPY, RU},
+    # OR binds looser than AND: (solar AND baku) OR безопасности
+    "solar baku OR безопасности": {RU},
+    "solar or spain": set(),  # a lower-case "or" is a word to find, not the operator
+}
+
+
+def test_or_groups_and_fields_mean_the_same_in_every_store_and_in_alert_rules(backend: Store) -> None:
+    from energywatch.store.query import matches_text, parse_query
+
+    fill(backend)
+    for text, expected in BOOLEAN_QUERIES.items():
+        found = {h.document.id for h in backend.search(SearchQuery(text=text, group_stories=False)).hits}
+        assert found == {d.id for d in expected}, text
+        # an alert rule with this query picks the same documents as the search
+        assert {d.id for d in ALL if matches_text(parse_query(text), d.title, d.text, d.language)} == found, text
+
+
+def test_unreadable_searches_are_clear_errors(backend: Store) -> None:
+    import pytest
+
+    from energywatch.errors import ConfigError
+
+    fill(backend)
+    for text, says in (("(gas", "never closed"), ("gas)", "closes no"), ("gas OR", "each side"),
+                       ("gas OR -oil", "cannot be one side of an OR"), ("NOT", "needs something after it")):
+        with pytest.raises(ConfigError, match=says):
+            backend.search(SearchQuery(text=text))
+    assert backend.stats().documents == len(ALL)  # nothing stored was touched
+
+
+def test_saved_searches_are_kept_replaced_and_deleted(backend: Store) -> None:
+    from energywatch.models import SavedSearch
+
+    nato = SavedSearch(name="nato-energy", text="НАТО OR الناتو", labels=("core",), countries=("AZ",), created_at=T0)
+    backend.save_search(nato)
+    backend.save_search(SavedSearch(name="a-solar", text="solar", channels=("hook",), created_at=T0))
+    assert [s.name for s in backend.saved_searches()] == ["a-solar", "nato-energy"]
+    backend.save_search(nato.model_copy(update={"channels": ("hook",)}))  # same name: replaced
+    assert backend.saved_searches()[1] == nato.model_copy(update={"channels": ("hook",)})
+    fill(backend)
+    assert {h.document.id for h in backend.search(backend.saved_searches()[1].query()).hits} == {RU.id}
+    assert backend.delete_search("a-solar") and not backend.delete_search("a-solar")
+    assert [s.name for s in backend.saved_searches()] == ["nato-energy"]
+
+
+def test_added_since_alert_filters_and_documents_per_feed(backend: Store) -> None:
+    from energywatch.models import Alert
+
+    early, late = T0 + timedelta(days=30), T0 + timedelta(days=31)
+    backend.put_documents([RU.model_copy(update={"indexed_at": early}), AR.model_copy(update={"indexed_at": late}),
+                           EN.model_copy(update={"indexed_at": late})])
+    found = backend.search(SearchQuery(added_since=late, group_stories=False))
+    assert {h.document.id for h in found.hits} == {AR.id, EN.id}
+    assert backend.documents_per_feed() == {"f1": 2, "f2": 1}
+
+    def alert(aid: str, rule: str, minutes: int) -> Alert:
+        return Alert(id=aid, rule=rule, channel="hook", story_id=RU.id, doc_id=RU.id, title="t",
+                     url="https://x.example/", source="S", created_at=T0 + timedelta(minutes=minutes), due_at=T0)
+
+    backend.put_documents([RU], [alert(f"r{i}", "r" if i % 2 else "s", i) for i in range(6)])
+    assert [a.id for a in backend.alert_history(2, 1)] == ["r4", "r3"]
+    assert [a.id for a in backend.alert_history(10, rule="r")] == ["r5", "r3", "r1"]
+    assert backend.alert_history(10, status="sent") == []

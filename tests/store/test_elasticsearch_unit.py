@@ -81,11 +81,20 @@ def test_query_body_filters_collapse_and_facets() -> None:
     flat = search_body(SearchQuery(group_stories=False, facets=False, sort="date"))
     assert "collapse" not in flat and "aggs" not in flat and "must" not in flat["query"]["bool"]
     assert flat["sort"][0] == {"published_at": {"order": "desc", "missing": "_last"}}
-    all_languages = search_body(SearchQuery(text="gas"))["query"]["bool"]["must"][0]["bool"]["must"][0]
+    all_languages = search_body(SearchQuery(text="gas"))["query"]["bool"]["must"][0]  # one word: one clause
     assert "text_std" in all_languages["multi_match"]["fields"] and "text_ar" in all_languages["multi_match"]["fields"]
     # only exclusions: every document but those (match_all and must_not)
     excluded = search_body(SearchQuery(text="-only -excluded"))["query"]["bool"]["must"][0]["bool"]
-    assert excluded["must"] == [{"match_all": {}}] and excluded["must_not"][0]["multi_match"]["query"] == "only excluded"
+    assert excluded["must"] == [{"match_all": {}}]
+    assert [c["multi_match"]["query"] for c in excluded["must_not"]] == ["only", "excluded"]
+    # OR, groups and fields: a bool tree, title: on the title fields only
+    tree = search_body(SearchQuery(text='title:(gas OR газ) "Nord Stream"', languages=("en", "ru")))
+    assert tree is not None
+    either, phrase = tree["query"]["bool"]["must"][0]["bool"]["must"]
+    assert either["bool"]["minimum_should_match"] == 1
+    assert [c["multi_match"]["fields"] for c in either["bool"]["should"]] == [["title_en", "title_ru"]] * 2
+    assert phrase["multi_match"] == {"query": "Nord Stream", "fields": ["title_en^4", "title_ru^4", "text_en", "text_ru"],
+                                     "type": "phrase"}
 
 
 def test_parse_response_with_collapse_highlight_and_aggs() -> None:

@@ -86,12 +86,15 @@ rules:
   - {name: a, lables: [core], channels: [hook]}
   - {name: b, min_score: 1.5, channels: [hook]}
   - {name: c, channels: [pager]}
+  - {name: d, query: "(gas OR lng", channels: [hook]}
 """, encoding="utf-8")
     result = CliRunner().invoke(app, ["alerts", "check", "--rules", str(bad)])
     assert result.exit_code == 2
     assert "rule 'a': lables: unknown field" in result.output
     assert "rule 'b': min_score" in result.output and "less than or equal to 1" in result.output
     assert "unknown channel(s) pager" in result.output
+    assert "rule 'd': cannot read the search '(gas OR lng': the '(' at character 1 is never closed" \
+        in result.output
     default = CliRunner().invoke(app, ["alerts", "check"])
     assert default.exit_code == 0 and "nato-core" in default.output
 

@@ -125,3 +125,31 @@ def test_api_docs_render_under_the_csp(page, base_url: str) -> None:
     page.wait_for_selector(".swagger-ui .opblock", timeout=15_000)
     assert "/api/search" in page.locator(".swagger-ui").inner_text()
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_save_a_search_follow_an_entity_and_read_the_feeds(page, base_url: str) -> None:
+    """The workbench in a real browser: the save form posts (same origin), entities lead to their page."""
+    page.goto(base_url + "/?q=pipeline&label=core")
+    page.fill("form.save input[name=name]", "pipes-core")
+    page.click("form.save button[type=submit]")
+    page.wait_for_load_state()
+    assert "/saved?kept=pipes-core" in page.url, page.content()[:2000]  # Chromium's own Origin and Sec-Fetch-Site
+    row = page.locator("table.saved tbody tr", has_text="pipes-core")
+    assert "pipeline" in row.inner_text() and "label: core" in row.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "saved.png"), full_page=True)
+    row.locator("a").first.click()  # runs the saved search again
+    page.wait_for_selector("ol.hits li.hit")
+    assert page.locator("form.search input[name=q]").input_value() == "pipeline"
+    page.locator("ol.hits a.title").first.click()
+    page.wait_for_selector("article.document")
+    page.locator("dl.entities a[href='/entity/org/NATO']").first.click()
+    page.wait_for_selector("svg.timeline")
+    assert "organisation" in page.locator("h1").inner_text() and page.locator("ol.hits li.hit").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "entity.png"), full_page=True)
+    page.goto(base_url + "/feeds")
+    assert "UTC" in page.locator("table.feeds").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "feeds.png"), full_page=True)
+    page.goto(base_url + "/saved")
+    page.locator("table.saved tr", has_text="pipes-core").locator("button").click()
+    page.wait_for_url("**/saved")
+    assert page.locator("table.saved", has_text="pipes-core").count() == 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from energywatch.alerts.channels import Message, send
-from energywatch.alerts.rules import RulesFile, retry_delay
+from energywatch.alerts.rules import SAVED_PREFIX, RulesFile, retry_delay, with_saved_searches
 from energywatch.errors import ConfigError, EnergywatchError, TransientError
 from energywatch.models import Alert, SearchQuery
 from energywatch.store.base import Store
@@ -75,6 +75,8 @@ def deliver(store: Store, rules: RulesFile, now: datetime, *, secrets: Mapping[s
     due = store.due_alerts(now)
     if not due:
         return report
+    if any(a.rule.startswith(SAVED_PREFIX) for a in due):
+        rules = with_saved_searches(rules, store.saved_searches()) or rules
     last_sent = {(a.rule, a.channel): store.last_sent_at(a.rule, a.channel) for a in due}
     store.prepare_lookups()  # the copies of each story, stored a moment ago by another process, are counted
     messages, held = plan_messages(rules, due, last_sent, now)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from energywatch.analysis import analyze, stem_tokens
 from energywatch.config import read_yaml
 from energywatch.errors import ConfigError
-from energywatch.models import Alert, Document
-from energywatch.store.query import parse_query
+from energywatch.models import Alert, Document, SavedSearch
+from energywatch.store.query import matches_text, parse_query, searchable
+
+log = logging.getLogger(__name__)
+SAVED_PREFIX = "saved."  # the rule of a saved search that alerts is named saved.NAME
+ALL_LABELS: tuple[Literal["core", "related", "none"], ...] = ("core", "related", "none")
 
 _EVIDENCE = 3
 
@@ -70,6 +75,15 @@ class Rule(_Strict):
     # the window's end and go together as one message (a burst of related stories, not 20 webhooks)
     batch_seconds: int = Field(default=10, ge=0, le=3600)
 
+    @model_validator(mode="after")
+    def _readable_query(self) -> Rule:
+        if self.query is not None:
+            try:
+                searchable(self.query)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return self
+
 
 class RulesFile(_Strict):
     """A whole rules file."""
@@ -98,6 +112,41 @@ class RulesFile(_Strict):
         raise ConfigError(f"no rule named {name!r} (rules: {', '.join(r.name for r in self.rules)})")
 
 
+def saved_search_rule(saved: SavedSearch, channels: Sequence[str]) -> Rule:
+    """The alert rule of a saved search: every new story the search would list, on its channels."""
+    return Rule(name=f"{SAVED_PREFIX}{saved.name}", labels=list(saved.labels or ALL_LABELS),
+                min_score=saved.min_score or 0.0, themes=list(saved.themes),
+                organizations=list(saved.organizations), countries=list(saved.countries),
+                languages=list(saved.languages), sources=list(saved.sources), query=saved.text or None,
+                channels=list(channels))
+
+
+def with_saved_searches(rules: RulesFile | None, saved: Sequence[SavedSearch]) -> RulesFile | None:
+    """The rules file plus a rule for each saved search that alerts (on channels the file defines).
+
+    The channels, and the secrets they name, stay in the file: a saved search only picks among them.
+    A channel since removed from the file is left out, with a warning, never an error that would stop
+    the file's own rules."""
+    alerting = [s for s in saved if s.channels]
+    if not alerting:
+        return rules
+    if rules is None:
+        log.warning("%d saved search(es) ask for alerts, but there is no alert rules file to define channels: "
+                    "set ENERGYWATCH_ALERTS_FILE", len(alerting))
+        return None
+    added = []
+    names = {r.name for r in rules.rules}
+    for search in alerting:
+        channels = [c for c in search.channels if c in rules.channels]
+        if len(channels) < len(search.channels):
+            log.warning("saved search %r names channel(s) the rules file no longer defines: %s", search.name,
+                        ", ".join(c for c in search.channels if c not in rules.channels))
+        rule = saved_search_rule(search, channels) if channels else None
+        if rule is not None and rule.name not in names:
+            added.append(rule)
+    return rules.model_copy(update={"rules": [*rules.rules, *added]}) if added else rules
+
+
 def load_rules(path: Path) -> RulesFile:
     """Read and validate a rules file; every problem names the rule and the field."""
     raw = read_yaml(path, "alert rules file", missing_hint=" (set ENERGYWATCH_ALERTS_FILE)") or {}
@@ -115,6 +164,8 @@ def load_rules(path: Path) -> RulesFile:
             else:
                 where = ".".join(map(str, loc)) or "file"
             message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "value_error":  # our own words, without pydantic's "Value error, " before them
+                message = str(err.get("ctx", {}).get("error", message))
             if "unknown channel" not in message:  # already reported, with every rule at once
                 problems.append(f"{where}: {message}")
         raise ConfigError(f"alert rules file {path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems)) from exc
@@ -142,18 +193,7 @@ def _any(wanted: list[str], present: tuple[str, ...]) -> bool:
 
 
 def _query_matches(query: str, doc: Document) -> bool:
-    parsed = parse_query(query)
-    terms = analyze(f"{doc.title}\n{doc.text}", doc.language)
-    present = set(terms)
-    if parsed.excluded and set(stem_tokens(list(parsed.excluded), doc.language)) & present:
-        return False
-    if not set(stem_tokens(list(parsed.words), doc.language)) <= present:
-        return False
-    joined = f" {' '.join(terms)} "
-    for phrase in parsed.phrases:
-        if f" {' '.join(stem_tokens(list(phrase), doc.language))} " not in joined:
-            return False
-    return all(any(t.startswith(p) for t in present) for p in parsed.prefixes)
+    return matches_text(parse_query(query), doc.title, doc.text, doc.language)
 
 
 def matches(rule: Rule, doc: Document) -> bool:

@@ -11,6 +11,7 @@ from energywatch.models import (
     Document,
     FeedItem,
     FeedState,
+    SavedSearch,
     SearchQuery,
     SearchResult,
     StoreStats,
@@ -98,5 +99,19 @@ class Store(Protocol):
     def last_sent_at(self, rule: str, channel: str) -> datetime | None:
         """When a rule last sent on a channel (for quiet periods)."""
 
-    def alert_history(self, limit: int = 50) -> list[Alert]:
-        """Outbox entries, newest first."""
+    def alert_history(self, limit: int = 50, offset: int = 0, *, rule: str | None = None,
+                      status: str | None = None, channel: str | None = None) -> list[Alert]:
+        """Outbox entries, newest first, optionally of one rule, status or channel."""
+
+    def documents_per_feed(self) -> dict[str, int]:
+        """How many documents each feed has stored, by feed id."""
+
+    # saved searches
+    def save_search(self, saved: SavedSearch) -> None:
+        """Keep a search under its name (replacing one of the same name)."""
+
+    def saved_searches(self) -> list[SavedSearch]:
+        """Every saved search, by name."""
+
+    def delete_search(self, name: str) -> bool:
+        """Forget a saved search; False when there was none of that name."""

@@ -32,6 +32,7 @@ from energywatch.models import (
     FacetValue,
     FeedItem,
     FeedState,
+    SavedSearch,
     SearchHit,
     SearchQuery,
     SearchResult,
@@ -48,7 +49,7 @@ from energywatch.store.es_mapping import (
     template_body,
     text_suffix,
 )
-from energywatch.store.query import ParsedQuery, searchable
+from energywatch.store.query import AnyOf, Node, Not, ParsedQuery, Term, searchable
 from energywatch.urls import split_credentials
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class ElasticsearchStore:
         self.seen_index = f"{prefix}-seen"
         self.alerts_index = f"{prefix}-alerts"
         self.leases_index = f"{prefix}-leases"
+        self.saved_index = f"{prefix}-saved"
         # refresh=True: every write waits until it is searchable (small setups); else writes return at
         # once and reads refresh first where they must see them (_refresh)
         self._refresh_mode: Any = "wait_for" if refresh else False
@@ -226,7 +228,8 @@ class ElasticsearchStore:
             analyzers = available_analyzers(self.client)
             body = template_body(f"{self.alias}-v*", **self._settings, analyzers=analyzers)
             self.client.indices.put_index_template(name=self.alias, **body)
-            indices = [self.alias, self.feeds_index, self.seen_index, self.alerts_index, self.leases_index]
+            indices = [self.alias, self.feeds_index, self.seen_index, self.alerts_index, self.leases_index,
+                       self.saved_index]
             self.client.indices.put_settings(index=",".join(indices),
                                              settings={"number_of_replicas": self._settings["replicas"]})
             live = self.client.indices.get_settings(index=self.alias, name="index.number_of_shards")
@@ -240,7 +243,8 @@ class ElasticsearchStore:
         return notes
 
     def _check_set_up(self) -> None:
-        missing = [name for name in (self.alias, self.feeds_index, self.seen_index, self.alerts_index, self.leases_index)
+        missing = [name for name in (self.alias, self.feeds_index, self.seen_index, self.alerts_index, self.leases_index,
+                                     self.saved_index)
                    if not self.client.indices.exists(index=name)]
         if missing:
             raise StoreError(f"Elasticsearch has no {', '.join(missing)}, and this user may not create them: run "
@@ -561,15 +565,57 @@ class ElasticsearchStore:
             raise _wrap("reading the alert outbox", exc) from exc
         return _ms(response["aggregations"]["last"].get("value"))
 
-    def alert_history(self, limit: int = 50) -> list[Alert]:
-        """Outbox entries, newest first."""
+    def alert_history(self, limit: int = 50, offset: int = 0, *, rule: str | None = None,
+                      status: str | None = None, channel: str | None = None) -> list[Alert]:
+        """Outbox entries, newest first, optionally of one rule, status or channel."""
         self._refresh(self.alerts_index)
+        terms = [{"term": {field: value}} for field, value in (("rule", rule), ("status", status), ("channel", channel))
+                 if value is not None]
         try:
-            response = self.client.search(index=self.alerts_index, size=limit, sort=[{"created_at": "desc"}],
-                                          query={"match_all": {}})
+            response = self.client.search(index=self.alerts_index, size=limit, from_=offset,
+                                          sort=[{"created_at": "desc"}, {"id": "asc"}],
+                                          query={"bool": {"filter": terms}} if terms else {"match_all": {}})
         except (ApiError, TransportError) as exc:
             raise _wrap("reading the alert outbox", exc) from exc
         return _alerts_from(response)
+
+    def documents_per_feed(self) -> dict[str, int]:
+        """How many documents each feed has stored, by feed id."""
+        self._refresh(self.alias)
+        try:
+            response = self.client.search(index=self.alias, size=0, track_total_hits=False,
+                                          aggs={"feeds": {"terms": {"field": "feed_id", "size": 10_000}}})
+        except (ApiError, TransportError) as exc:
+            raise _wrap("counting documents per feed", exc) from exc
+        return {b["key"]: b["doc_count"] for b in response["aggregations"]["feeds"]["buckets"]}
+
+    # saved searches ----------------------------------------------------------------------------------
+    def save_search(self, saved: SavedSearch) -> None:
+        """Keep a search under its name (replacing one of the same name)."""
+        try:
+            self.client.index(index=self.saved_index, id=saved.name, refresh="wait_for", document={
+                "name": saved.name, "created_at": saved.created_at.isoformat(), "data": saved.model_dump(mode="json")})
+        except (ApiError, TransportError) as exc:
+            raise _wrap(f"saving the search {saved.name!r}", exc) from exc
+
+    def saved_searches(self) -> list[SavedSearch]:
+        """Every saved search, by name."""
+        try:
+            hits = helpers.scan(self.client, index=self.saved_index, query={"query": {"match_all": {}}})
+            found = [SavedSearch.model_validate(h["_source"]["data"]) for h in hits]
+        except (ApiError, TransportError) as exc:
+            raise _wrap("reading the saved searches", exc) from exc
+        return sorted(found, key=lambda s: s.name)
+
+    def delete_search(self, name: str) -> bool:
+        """Forget a saved search; False when there was none of that name."""
+        try:
+            self.client.delete(index=self.saved_index, id=name, refresh="wait_for")
+        except NotFoundError:
+            return False
+        except (ApiError, TransportError) as exc:
+            raise _wrap(f"deleting the saved search {name!r}", exc) from exc
+        return True
 
     # search ------------------------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> SearchResult:
@@ -834,24 +880,30 @@ def from_source(source: dict[str, Any]) -> Document:
 
 
 def _text_clause(parsed: ParsedQuery, languages: Sequence[str]) -> dict[str, Any] | None:
-    """Match the words in every language's fields (each analysed by its own analyzer)."""
-    if parsed.empty and not parsed.excluded:
+    """The query's tree as a bool query over every language's fields (each analysed by its own analyzer)."""
+    if parsed.node is None:
         return None
     suffixes = sorted({text_suffix(lang) for lang in languages}) if languages else list(TEXT_SUFFIXES)
-    fields = [f"title_{s}^4" for s in suffixes] + [f"text_{s}" for s in suffixes]
-    must: list[dict[str, Any]] = [] if not parsed.empty else [{"match_all": {}}]  # only exclusions: all but those
-    if parsed.words:
-        must.append({"multi_match": {"query": " ".join(parsed.words), "fields": fields, "type": "cross_fields",
-                                     "operator": "and"}})
-    for phrase in parsed.phrase_texts:
-        must.append({"multi_match": {"query": phrase, "fields": fields, "type": "phrase"}})
-    for prefix in parsed.prefixes:
-        must.append({"multi_match": {"query": prefix, "fields": fields, "type": "phrase_prefix"}})
-    clause: dict[str, Any] = {"bool": {"must": must}}
-    if parsed.excluded:
-        clause["bool"]["must_not"] = [{"multi_match": {"query": " ".join(parsed.excluded), "fields": fields,
-                                                       "operator": "or"}}]
-    return clause
+    fields = {None: [f"title_{s}^4" for s in suffixes] + [f"text_{s}" for s in suffixes],
+              "title": [f"title_{s}" for s in suffixes], "text": [f"text_{s}" for s in suffixes]}
+    return _es_clause(parsed.node, fields)
+
+
+def _es_clause(node: Node, fields: dict[str | None, list[str]]) -> dict[str, Any]:
+    if isinstance(node, Term):
+        on = fields[node.field]
+        if node.prefix:
+            return {"multi_match": {"query": node.tokens[0], "fields": on, "type": "phrase_prefix"}}
+        if len(node.tokens) > 1:
+            return {"multi_match": {"query": node.text, "fields": on, "type": "phrase"}}
+        return {"multi_match": {"query": node.tokens[0], "fields": on, "type": "cross_fields", "operator": "and"}}
+    if isinstance(node, AnyOf):
+        return {"bool": {"should": [_es_clause(p, fields) for p in node.parts], "minimum_should_match": 1}}
+    if isinstance(node, Not):
+        return {"bool": {"must": [{"match_all": {}}], "must_not": [_es_clause(node.part, fields)]}}
+    must = [_es_clause(p, fields) for p in node.parts if not isinstance(p, Not)] or [{"match_all": {}}]
+    must_not = [_es_clause(p.part, fields) for p in node.parts if isinstance(p, Not)]
+    return {"bool": {"must": must, **({"must_not": must_not} if must_not else {})}}
 
 
 def search_body(query: SearchQuery) -> dict[str, Any] | None:
@@ -877,6 +929,8 @@ def search_body(query: SearchQuery) -> dict[str, Any] | None:
         filters.append({"range": {"relevance.score": {"gte": query.min_score}}})
     if query.story_id:
         filters.append({"term": {"story_id": query.story_id}})
+    if query.added_since:
+        filters.append({"range": {"indexed_at": {"gte": query.added_since.isoformat()}}})
     for field, values in (("relevance.themes", query.themes), ("entities.countries", query.countries),
                           ("entities.organizations", query.organizations),
                           ("entities.infrastructure", query.infrastructure), ("entities.people", query.people)):

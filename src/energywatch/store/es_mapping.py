@@ -126,6 +126,12 @@ class AlertMapping(DslDocument):
         dynamic = MetaField(False)
 
 
+class SavedSearchMapping(DslDocument):
+    name = _keyword()
+    created_at = Date()
+    data = Object(enabled=False)  # read back whole, never searched on
+
+
 class LeaseMapping(DslDocument):
     owner = _keyword()
     until = Date()
@@ -157,7 +163,8 @@ def analyzer_summary(analyzers: Mapping[str, str]) -> tuple[list[str], list[str]
 def state_mappings() -> dict[str, dict[str, Any]]:
     """The mappings of the state indices, by index suffix."""
     return {"feeds": FeedStateMapping._doc_type.mapping.to_dict(), "seen": SeenMapping._doc_type.mapping.to_dict(),
-            "alerts": AlertMapping._doc_type.mapping.to_dict(), "leases": LeaseMapping._doc_type.mapping.to_dict()}
+            "alerts": AlertMapping._doc_type.mapping.to_dict(), "leases": LeaseMapping._doc_type.mapping.to_dict(),
+            "saved": SavedSearchMapping._doc_type.mapping.to_dict()}
 
 
 def mapping_version() -> str:

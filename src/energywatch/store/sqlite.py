@@ -24,6 +24,7 @@ from energywatch.models import (
     FacetValue,
     FeedItem,
     FeedState,
+    SavedSearch,
     SearchHit,
     SearchQuery,
     SearchResult,
@@ -32,7 +33,7 @@ from energywatch.models import (
     utcnow,
 )
 from energywatch.snippets import make_snippet
-from energywatch.store.query import ParsedQuery, searchable
+from energywatch.store.query import AnyOf, Node, Not, ParsedQuery, Term, prefix_forms, searchable
 
 SCHEMA_VERSION = 2
 _TERM_FIELDS = {
@@ -92,6 +93,7 @@ CREATE INDEX IF NOT EXISTS documents_feed ON documents (feed_id);
 CREATE INDEX IF NOT EXISTS documents_label ON documents (label, score);
 CREATE INDEX IF NOT EXISTS documents_story ON documents (story_id);
 CREATE INDEX IF NOT EXISTS documents_hash ON documents (content_hash);
+CREATE INDEX IF NOT EXISTS documents_indexed ON documents (indexed_at);
 CREATE TABLE IF NOT EXISTS doc_terms (
     field TEXT NOT NULL, value TEXT NOT NULL, doc_rowid INTEGER NOT NULL,
     PRIMARY KEY (field, value, doc_rowid)
@@ -105,6 +107,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     created_at TEXT NOT NULL, due_at TEXT NOT NULL, next_attempt_at TEXT, sent_at TEXT, data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_due ON alerts (status, due_at);
+CREATE TABLE IF NOT EXISTS saved_searches (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alerts_sent ON alerts (rule, channel, sent_at);
 """
 
@@ -656,10 +659,36 @@ class SQLiteStore:
                                (rule, channel)).fetchone()
         return _dt(row[0]) if row and row[0] else None
 
-    def alert_history(self, limit: int = 50) -> list[Alert]:
-        """Outbox entries, newest first."""
-        rows = self._reader.execute("SELECT data FROM alerts ORDER BY created_at DESC, id LIMIT ?", (limit,)).fetchall()
+    def alert_history(self, limit: int = 50, offset: int = 0, *, rule: str | None = None,
+                      status: str | None = None, channel: str | None = None) -> list[Alert]:
+        """Outbox entries, newest first, optionally of one rule, status or channel."""
+        where = [f"{column} = ?" for column, value in (("rule", rule), ("status", status), ("channel", channel))
+                 if value is not None]
+        params = [v for v in (rule, status, channel) if v is not None]
+        rows = self._reader.execute(
+            f"SELECT data FROM alerts {'WHERE ' + ' AND '.join(where) if where else ''} "
+            "ORDER BY created_at DESC, id LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
         return [Alert.model_validate_json(r[0]) for r in rows]
+
+    def documents_per_feed(self) -> dict[str, int]:
+        """How many documents each feed has stored, by feed id."""
+        return dict(self._reader.execute("SELECT feed_id, COUNT(*) FROM documents GROUP BY feed_id").fetchall())
+
+    def save_search(self, saved: SavedSearch) -> None:
+        """Keep a search under its name (replacing one of the same name)."""
+        with self._lock, self._tx():
+            self._writer.execute("INSERT OR REPLACE INTO saved_searches VALUES (?, ?)",
+                                 (saved.name, saved.model_dump_json()))
+
+    def saved_searches(self) -> list[SavedSearch]:
+        """Every saved search, by name."""
+        return [SavedSearch.model_validate_json(r[0])
+                for r in self._reader.execute("SELECT data FROM saved_searches ORDER BY name")]
+
+    def delete_search(self, name: str) -> bool:
+        """Forget a saved search; False when there was none of that name."""
+        with self._lock, self._tx():
+            return self._writer.execute("DELETE FROM saved_searches WHERE name = ?", (name,)).rowcount > 0
 
     def get_document(self, doc_id: str) -> Document | None:
         """One document by id."""
@@ -724,7 +753,7 @@ class SQLiteStore:
         parsed = searchable(query.text)
         match = fts_expression(parsed, query.languages)
         where, params = _filters(query)
-        if not match and parsed.excluded:
+        if parsed.exclusions_only:
             # only exclusions (-gas): every document but those
             where.append("d.rowid NOT IN (SELECT rowid FROM doc_fts WHERE doc_fts MATCH ?)")
             params.append(fts_negatives(parsed, query.languages))
@@ -766,7 +795,7 @@ class SQLiteStore:
             self._reader.execute("DROP TABLE IF EXISTS temp.matched")
         except sqlite3.OperationalError as exc:
             raise StoreError(f"search failed for {query.text!r}: {exc}") from exc
-        words = list(parsed.words) + [w for p in parsed.phrases for w in p] + list(parsed.prefixes)
+        words = parsed.words()
         hits = []
         for rid, rank, copies in rows:
             doc = docs[rid]
@@ -832,7 +861,7 @@ class SQLiteStore:
         parsed = searchable(query.text)
         match = fts_expression(parsed, query.languages)
         where, params = _filters(query)
-        if not match and parsed.excluded:
+        if parsed.exclusions_only:
             where.append("d.rowid NOT IN (SELECT rowid FROM doc_fts WHERE doc_fts MATCH ?)")
             params.append(fts_negatives(parsed, query.languages))
         try:
@@ -942,38 +971,44 @@ def _fts_string(term: str) -> str:
 
 
 def fts_expression(parsed: ParsedQuery, languages: Sequence[str] = ()) -> str | None:
-    """An FTS5 MATCH expression: the query stemmed in each candidate language, OR-ed together."""
-    if parsed.empty:
+    """An FTS5 MATCH expression: the query's tree stemmed in each candidate language, OR-ed together.
+
+    Each language renders the whole tree, so that an AND of words holds within one language; an
+    exclusion leaves out a document in whichever language its words stem to."""
+    if parsed.empty or parsed.node is None:
         return None
-    all_words = " ".join([*parsed.words, *[w for p in parsed.phrases for w in p], *parsed.prefixes])
-    langs: list[str | None] = list(languages) or list(candidate_languages(all_words)) or [None]
-    variants: list[str] = []
-    for lang in langs:
-        parts = [_fts_string(s) for s in unique(stem_tokens(list(parsed.words), lang))]
-        parts += [_fts_string(" ".join(stem_tokens(list(p), lang))) for p in parsed.phrases]
-        parts += [_prefix(p, lang) for p in parsed.prefixes]
-        variants.append("(" + " AND ".join(parts) + ")")
-    expression = " OR ".join(unique(variants))
-    if parsed.excluded:
-        # excluded words leave out a document in whichever language they stem to
-        expression = f"({expression}) NOT ({fts_negatives(parsed, langs)})"
-    return expression
+    langs = _languages(parsed, languages)
+    return " OR ".join(unique(f"({_fts(parsed.node, lang, langs)})" for lang in langs))
 
 
-def _prefix(prefix: str, lang: str | None) -> str:
-    """A prefix query against the stemmed index: `pipeline*` must find `pipelines`, indexed as `pipelin`."""
-    stem = (stem_tokens([prefix], lang) or [prefix])[0]
-    if stem == prefix:
-        return _fts_string(prefix) + " *"
-    if prefix.startswith(stem):
-        return _fts_string(stem) + " *"  # the stem only cut an ending: its prefix finds every form
-    return f"({_fts_string(prefix)} * OR {_fts_string(stem)} *)"
+def fts_negatives(parsed: ParsedQuery, languages: Sequence[str] = ()) -> str:
+    """What a document must not match for an exclusions-only query (-gas), in every candidate language."""
+    langs = _languages(parsed, languages)
+    return " OR ".join(unique(_fts_any_language(part, langs) for part in parsed.exclusions))
 
 
-def fts_negatives(parsed: ParsedQuery, languages: Sequence[str | None] = ()) -> str:
-    """The excluded words of a query, stemmed in each candidate language, OR-ed: what a document must not match."""
-    langs: list[str | None] = list(languages) or list(candidate_languages(" ".join(parsed.excluded))) or [None]
-    return " OR ".join(unique(_fts_string(s) for lang in langs for s in stem_tokens(list(parsed.excluded), lang)))
+def _languages(parsed: ParsedQuery, languages: Sequence[str]) -> list[str | None]:
+    return list(languages) or list(candidate_languages(" ".join(parsed.all_words()))) or [None]
+
+
+def _fts(node: Node, lang: str | None, langs: Sequence[str | None]) -> str:
+    if isinstance(node, Term):
+        column = {"title": "title : ", "text": "body : "}.get(node.field or "", "")
+        if node.prefix:
+            forms = [_fts_string(f) + " *" for f in prefix_forms(node.tokens[0], lang)]
+            return column + (forms[0] if len(forms) == 1 else "(" + " OR ".join(forms) + ")")
+        return column + _fts_string(" ".join(stem_tokens(list(node.tokens), lang)))
+    if isinstance(node, AnyOf):
+        return " OR ".join(f"({_fts(p, lang, langs)})" for p in node.parts)
+    if isinstance(node, Not):  # only as a part of All (the parser sees to it)
+        raise StoreError("an exclusion outside an AND group reached the SQLite renderer")
+    wanted = " AND ".join(f"({_fts(p, lang, langs)})" for p in node.parts if not isinstance(p, Not))
+    unwanted = [_fts_any_language(p.part, langs) for p in node.parts if isinstance(p, Not)]
+    return f"({wanted}) NOT ({' OR '.join(unwanted)})" if unwanted else wanted
+
+
+def _fts_any_language(node: Node, langs: Sequence[str | None]) -> str:
+    return " OR ".join(unique(f"({_fts(node, lang, langs)})" for lang in langs))
 
 
 def _filters(query: SearchQuery) -> tuple[list[str], list[object]]:
@@ -1004,6 +1039,9 @@ def _filters(query: SearchQuery) -> tuple[list[str], list[object]]:
     if query.story_id:
         where.append("d.story_id = ?")
         params.append(query.story_id)
+    if query.added_since:
+        where.append("d.indexed_at >= ?")
+        params.append(_iso(query.added_since))
     for field, values in (("theme", query.themes), ("country", query.countries),
                           ("organization", query.organizations), ("infrastructure", query.infrastructure),
                           ("person", query.people)):
@@ -1067,7 +1105,7 @@ for _name in ("get_feed_states", "save_feed_states", "feed_leases", "claim_feeds
               "put_documents", "due_alerts", "update_alerts",
               "claim_alerts", "last_sent_at", "alert_history", "get_document", "get_documents", "iter_documents",
               "prepare_lookups", "find_by_content_hash", "find_by_bands", "search", "timeline", "stats", "prune",
-              "backup"):
+              "backup", "save_search", "saved_searches", "delete_search", "documents_per_feed"):
     setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
 
 

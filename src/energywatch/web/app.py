@@ -11,28 +11,42 @@ import hmac
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from importlib.resources import files
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from energywatch import export
-from energywatch.config import Settings
+from energywatch.alerts.rules import load_rules
+from energywatch.config import Settings, load_feeds
 from energywatch.errors import ConfigError, EnergywatchError
-from energywatch.models import Alert, Document, FeedState, SearchQuery, SearchResult, StoreStats, TimelinePoint
+from energywatch.models import (
+    Alert,
+    Document,
+    FeedState,
+    SavedSearch,
+    SearchQuery,
+    SearchResult,
+    StoreStats,
+    TimelinePoint,
+)
+from energywatch.schedule import poll_interval
 from energywatch.snippets import Snippet, render_marked
 from energywatch.store import open_store
 from energywatch.store.base import Store
+from energywatch.store.query import searchable
 from energywatch.timeparse import parse_since, parse_until
 from energywatch.urls import redact_text, redact_url
 
@@ -42,6 +56,13 @@ MIN_TOKEN_LENGTH = 16
 MAX_GUESSES, GUESS_WINDOW = 10, 60.0  # wrong tokens per client address per minute before 429
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# lead images come from the publishers' servers: allowed only as images, and only when the settings say so
+CSP_WITH_IMAGES = CSP.replace("img-src 'self' data:", "img-src 'self' data: https: http:")
+VISIT_COOKIE = "energywatch_visit"
+VISIT_GAP = timedelta(minutes=30)  # a page view after this long a pause starts a new visit
+ENTITY_KINDS = {"org": ("organizations", "organisation"), "country": ("countries", "country"),
+                "infra": ("infrastructure", "infrastructure"), "person": ("people", "person"),
+                "theme": ("themes", "theme")}
 LABEL_COLOURS = {"core": "#b3261e", "related": "#e8a33d", "none": "#9aa0a6"}
 _RTL = {"ar", "fa", "ur", "he", "yi", "ps"}
 
@@ -175,9 +196,35 @@ def _same(offered: str, expected: str) -> bool:
     return bool(offered) and bool(expected) and hmac.compare_digest(offered.encode(), expected.encode())
 
 
-def _secured(response: Response, *, no_store: bool) -> Response:
+def when(value: datetime | None, seconds: bool = False) -> Markup:
+    """A time as <time>, always with its zone (stored times are UTC; the title gives the ISO form)."""
+    if value is None:
+        return Markup('<span class="muted">never</span>')
+    utc = value.astimezone(timezone.utc)
+    shown = utc.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return Markup(f'<time datetime="{utc.isoformat()}">{shown} UTC</time>')
+
+
+def visit_times(cookie: str | None, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """(the start of the previous visit's "new since" baseline, the last page view) from the visit cookie."""
+    baseline = last = None
+    for index, part in enumerate((cookie or "").split("|")[:2]):
+        try:
+            parsed = datetime.fromisoformat(part)
+        except ValueError:
+            continue
+        if parsed.tzinfo is None or parsed > now + timedelta(minutes=5):
+            continue  # a cookie from the future or without a zone is no baseline
+        if index == 0:
+            baseline = parsed
+        else:
+            last = parsed
+    return baseline, last
+
+
+def _secured(response: Response, *, no_store: bool, csp: str = CSP) -> Response:
     """The security headers every answer carries (401s and redirects included)."""
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = csp
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
@@ -199,10 +246,13 @@ class SearchParams:
         theme: Annotated[list[str], Query(max_length=30)] = [],  # noqa: B006
         country: Annotated[list[str], Query(max_length=50)] = [],  # noqa: B006
         org: Annotated[list[str], Query(max_length=50)] = [],  # noqa: B006
+        infra: Annotated[list[str], Query(max_length=50)] = [],  # noqa: B006
+        person: Annotated[list[str], Query(max_length=50)] = [],  # noqa: B006
         min_score: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
         since: Annotated[str | None, Query(max_length=40, description="7d, 12h or an ISO date")] = None,
         until: Annotated[str | None, Query(max_length=40)] = None,
         story: Annotated[str | None, Query(max_length=64)] = None,
+        added_since: Annotated[datetime | None, Query(description="stored at or after this time (ISO 8601)")] = None,
         sort: Literal["relevance", "date"] = "relevance",
         all_copies: bool = False,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -210,12 +260,23 @@ class SearchParams:
     ) -> None:
         self.raw: dict[str, Any] = {
             "q": q, "lang": lang, "source": source, "label": label, "theme": theme, "country": country,
-            "org": org, "min_score": min_score, "since": since, "until": until, "story": story,
+            "org": org, "infra": infra, "person": person, "min_score": min_score, "since": since, "until": until,
+            "story": story, "added_since": added_since.isoformat() if added_since else None,
             "sort": sort, "all_copies": all_copies}
+        if added_since is not None:
+            try:
+                added_since = (added_since if added_since.tzinfo else added_since.replace(tzinfo=timezone.utc)
+                               ).astimezone(timezone.utc)
+            except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before the first representable UTC time
+                raise HTTPException(status_code=422, detail=f"added_since {added_since.isoformat()} is out of "
+                                                            "range: give a time after year 1") from exc
         try:
+            # read the query now: an export streams its answer, too late to turn an error into a 4xx
+            searchable(q)
             self.query = SearchQuery(
                 text=q, languages=tuple(lang), sources=tuple(source), labels=tuple(label), themes=tuple(theme),
-                countries=tuple(c.upper() for c in country), organizations=tuple(org), min_score=min_score,
+                countries=tuple(c.upper() for c in country), organizations=tuple(org), infrastructure=tuple(infra),
+                people=tuple(person), min_score=min_score, added_since=added_since,
                 since=parse_since(since), until=parse_until(until), story_id=story,
                 group_stories=not all_copies and story is None, sort=sort, limit=limit, offset=offset,
             )
@@ -241,9 +302,10 @@ class SearchParams:
     def chips(self) -> list[tuple[str, str, str]]:
         """Each active filter as (name, value, the link that removes it)."""
         names = {"lang": "language", "source": "source", "label": "label", "theme": "theme", "country": "country",
-                 "org": "organisation"}
+                 "org": "organisation", "infra": "infrastructure", "person": "person"}
         out = [(names[key], str(value), self.toggle(key, value)) for key in names for value in self.raw[key]]
-        for key, name in (("since", "since"), ("until", "until"), ("min_score", "min score"), ("story", "story")):
+        for key, name in (("since", "since"), ("until", "until"), ("min_score", "min score"), ("story", "story"),
+                          ("added_since", "added since")):
             if self.raw[key] not in (None, ""):
                 out.append((name, str(self.raw[key]), self.link(**{key: None, "offset": None})))
         return out
@@ -251,8 +313,8 @@ class SearchParams:
     def cleared(self) -> str:
         """The search without any filter (the words and the order kept)."""
         return self.link(**{key: [] if isinstance(self.raw[key], list) else None
-                            for key in ("lang", "source", "label", "theme", "country", "org", "since", "until",
-                                        "min_score", "story")})
+                            for key in ("lang", "source", "label", "theme", "country", "org", "infra", "person",
+                                        "since", "until", "min_score", "story", "added_since")})
 
     def export_link(self, format: str) -> str:
         """This search as a CSV or JSON Lines download."""
@@ -262,6 +324,31 @@ class SearchParams:
         """The link that adds or removes one facet value."""
         current = list(self.raw[key])
         return self.link(**{key: [v for v in current if v != value] if value in current else current + [value]})
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    """One line of the feeds page: the configured feed, its state and what it has stored."""
+
+    feed_id: str
+    name: str | None
+    url: str | None
+    language: str | None
+    state: FeedState | None
+    next_poll: datetime | None
+    documents: int
+    configured: bool
+
+
+def search_link(saved: SavedSearch) -> str:
+    """The search page URL that runs a saved search."""
+    pairs: list[tuple[str, Any]] = [("q", saved.text)] if saved.text else []
+    for key, values in (("lang", saved.languages), ("source", saved.sources), ("label", saved.labels),
+                        ("theme", saved.themes), ("country", saved.countries), ("org", saved.organizations)):
+        pairs.extend((key, v) for v in values)
+    if saved.min_score is not None:
+        pairs.append(("min_score", saved.min_score))
+    return "/?" + urlencode(pairs)
 
 
 def create_app(settings: Settings, store_factory: Callable[[], Store] | None = None,
@@ -276,8 +363,10 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
     app = FastAPI(title="energywatch", version="1", description="Search and monitor energy-security news.",
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     templates = Jinja2Templates(directory=str(files("energywatch.web") / "templates"))
-    templates.env.filters.update(href=safe_href, dir=text_dir, marked=marked, name_of=name_of)
-    templates.env.globals.update(colours=LABEL_COLOURS)
+    templates.env.filters.update(href=safe_href, dir=text_dir, marked=marked, name_of=name_of, when=when,
+                                 part=lambda value: quote(str(value), safe=""))
+    templates.env.globals.update(colours=LABEL_COLOURS, images=settings.web_remote_images, kinds=ENTITY_KINDS)
+    csp = CSP_WITH_IMAGES if settings.web_remote_images else CSP
     app.mount("/static", StaticFiles(directory=str(files("energywatch.web") / "static")), name="static")
     # Swagger UI 5 (OpenAPI 3.1) from the fastapi-offline package, not a CDN, started by a script file of
     # ours: FastAPI's own docs page loads it from jsDelivr with an inline script, which this UI's CSP blocks
@@ -294,7 +383,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         else:
             response = HTMLResponse(f"<!doctype html><title>energywatch</title><p>{escape(message)}</p>",
                                     status_code=status, headers=headers)
-        return _secured(response, no_store=True)
+        return _secured(response, no_store=True, csp=csp)
 
     @app.middleware("http")
     async def security(request: Request, call_next: Callable) -> Response:
@@ -304,6 +393,21 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             # through the analyst's browser: only the names this UI is served under are answered
             return refuse(request, 400, f"this UI does not answer to the host name {host!r}; add it to "
                                         "ENERGYWATCH_WEB_ALLOWED_HOSTS (or serve --allowed-host) if it is yours")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # a page elsewhere may post a form here through the analyst's browser (cross-site request
+            # forgery): browsers say where a request comes from, and only this UI's own pages may change things
+            # (Sec-Fetch-Site first: under this UI's Referrer-Policy: no-referrer, Chromium sends even a
+            # same-origin form's Origin as "null")
+            site, origin = request.headers.get("sec-fetch-site"), request.headers.get("origin")
+            if site is not None:
+                same = site in ("same-origin", "none")
+            elif origin is not None:
+                same = origin != "null" and _host_name(urlsplit(origin).netloc) == host
+            else:
+                same = True  # not a browser (curl, a script): browsers send one of the two with every POST
+            if not same:
+                return refuse(request, 403, f"a request from {(origin or site or '?')[:100]!r} may not change "
+                                            "this UI's data: only its own pages may")
         if token and request.url.path != "/static/style.css":
             client = request.client.host if request.client else "?"
             now = time.monotonic()
@@ -332,9 +436,9 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
                 redirect: Response = RedirectResponse(target, status_code=303)
                 redirect.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
                                     secure=request.url.scheme == "https", path="/")
-                return _secured(redirect, no_store=True)
+                return _secured(redirect, no_store=True, csp=csp)
         response = await call_next(request)
-        return _secured(response, no_store=bool(token))
+        return _secured(response, no_store=bool(token), csp=csp)
 
     @app.exception_handler(EnergywatchError)
     async def store_error(request: Request, exc: EnergywatchError) -> Response:
@@ -420,9 +524,56 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         return store.stats()
 
     @app.get("/api/alerts", response_model=list[Alert], tags=["api"])
-    def api_alerts(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[Alert]:
-        """Recent alerts, newest first."""
-        return store.alert_history(limit)
+    def api_alerts(limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                   rule: Annotated[str | None, Query(max_length=70)] = None,
+                   status: Literal["pending", "sent"] | None = None,
+                   channel: Annotated[str | None, Query(max_length=64)] = None) -> list[Alert]:
+        """Alerts, newest first, optionally of one rule, status or channel."""
+        return store.alert_history(limit, offset, rule=rule, status=status, channel=channel)
+
+    def alert_channels() -> list[str]:
+        """The channels a saved search may alert on: those of the rules file."""
+        if not settings.alerts_file.exists():
+            return []
+        return sorted(load_rules(settings.alerts_file).channels)
+
+    def keep_search(name: str, params: SearchParams, channels: Sequence[str]) -> SavedSearch:
+        known = alert_channels()
+        unknown = [c for c in channels if c not in known]
+        if unknown:
+            raise HTTPException(status_code=422, detail=f"unknown alert channel(s) {', '.join(unknown)}: the rules file "
+                                f"{settings.alerts_file} defines {', '.join(known) or 'none'}")
+        q = params.query  # read already: an unreadable query never reaches the store
+        try:
+            saved = SavedSearch(name=name, text=q.text, languages=q.languages, sources=q.sources,
+                                labels=q.labels, themes=q.themes, countries=q.countries,  # type: ignore[arg-type]
+                                organizations=q.organizations, min_score=q.min_score, channels=tuple(channels),
+                                created_at=datetime.now(timezone.utc))
+        except ValidationError as exc:
+            raise HTTPException(status_code=422, detail=f"a saved search's name is 1–58 letters, digits, '.', '_' or "
+                                f"'-', starting with a letter or digit: {name[:80]!r} is not") from exc
+        store.save_search(saved)
+        return saved
+
+    @app.get("/api/saved", response_model=list[SavedSearch], tags=["api"])
+    def api_saved() -> list[SavedSearch]:
+        """Every saved search."""
+        return store.saved_searches()
+
+    @app.put("/api/saved/{name}", response_model=SavedSearch, tags=["api"])
+    def api_save(name: Annotated[str, Path(max_length=58)], params: Annotated[SearchParams, Depends()],
+                 channel: Annotated[list[str], Query(max_length=10, description="alert on these channels")] = []  # noqa: B006
+                 ) -> SavedSearch:
+        """Save the search these parameters describe under a name (replacing one of that name); with
+        `channel`, every new story it matches raises an alert there."""
+        return keep_search(name, params, channel)
+
+    @app.delete("/api/saved/{name}", tags=["api"])
+    def api_unsave(name: Annotated[str, Path(max_length=58)]) -> dict[str, str]:
+        """Forget a saved search (and stop its alerts)."""
+        if not store.delete_search(name):
+            raise HTTPException(status_code=404, detail=f"no saved search {name!r}")
+        return {"deleted": name}
 
     @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
     def api_docs() -> HTMLResponse:
@@ -437,7 +588,57 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
     def search_page(request: Request, params: Annotated[SearchParams, Depends()]) -> HTMLResponse:
         result = store.search(params.query)
         chart = timeline_svg(store.timeline(params.query.model_copy(update={"limit": 1})))
-        return page(request, "search.html", result=result, params=params, chart=chart, stats=store.stats())
+        now = datetime.now(timezone.utc)
+        baseline, last = visit_times(request.cookies.get(VISIT_COOKIE), now)
+        if last is not None and now - last > VISIT_GAP:
+            baseline = last  # a new visit: "new" is what came since the previous one's last page
+        new_count = 0
+        if baseline is not None:
+            new_count = store.search(params.query.model_copy(update={"added_since": baseline, "limit": 1, "offset": 0,
+                                                                     "facets": False})).total
+        response = page(request, "search.html", result=result, params=params, chart=chart, stats=store.stats(),
+                        baseline=baseline, new_count=new_count, channels=alert_channels())
+        # first visit: everything is new from now on; the cookie holds no more than two times
+        response.set_cookie(VISIT_COOKIE, f"{(baseline or now).isoformat()}|{now.isoformat()}",
+                            max_age=400 * 24 * 3600, httponly=True, samesite="lax", path="/",
+                            secure=request.url.scheme == "https")
+        return response
+
+    @app.post("/saved", include_in_schema=False)
+    def save_page(params: Annotated[SearchParams, Depends()], name: Annotated[str, Form(max_length=58)],
+                  channel: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
+        keep_search(name.strip(), params, channel)
+        return RedirectResponse(f"/saved?kept={quote(name.strip())}", status_code=303)
+
+    @app.post("/saved/{name}/delete", include_in_schema=False)
+    def unsave_page(name: Annotated[str, Path(max_length=58)]) -> Response:
+        if not store.delete_search(name):
+            raise HTTPException(status_code=404, detail=f"no saved search {name!r}")
+        return RedirectResponse("/saved", status_code=303)
+
+    @app.get("/saved", response_class=HTMLResponse, include_in_schema=False)
+    def saved_page(request: Request, kept: Annotated[str | None, Query(max_length=58)] = None) -> HTMLResponse:
+        day_ago = datetime.now(timezone.utc) - timedelta(days=1)
+        rows = []
+        for saved in store.saved_searches():
+            fresh = store.search(saved.query(added_since=day_ago, limit=1, facets=False)).total
+            rows.append((saved, search_link(saved), fresh))
+        return page(request, "saved.html", rows=rows, kept=kept, channels=alert_channels(),
+                    rules_file=settings.alerts_file)
+
+    # {value:path}: a name may hold a "/" (Druzhba/Friendship), which the server decodes before routing
+    @app.get("/entity/{kind}/{value:path}", response_class=HTMLResponse, include_in_schema=False)
+    def entity_page(request: Request, kind: Literal["org", "country", "infra", "person", "theme"],
+                    value: Annotated[str, Path(max_length=200)]) -> HTMLResponse:
+        field, name = ENTITY_KINDS[kind]
+        value = value.upper() if kind == "country" else value
+        query = SearchQuery.model_validate({field: (value,), "sort": "date", "limit": 20})
+        result = store.search(query)
+        if not result.total:
+            raise HTTPException(status_code=404, detail=f"no stored story mentions the {name} {value!r}")
+        chart = timeline_svg(store.timeline(query))
+        return page(request, "entity.html", kind=kind, kind_name=name, value=value, result=result, chart=chart,
+                    search="/?" + urlencode([(kind, value)]))
 
     @app.get("/doc/{doc_id}", response_class=HTMLResponse, include_in_schema=False)
     def document_page(request: Request, doc_id: str) -> HTMLResponse:
@@ -472,12 +673,43 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
 
     @app.get("/feeds", response_class=HTMLResponse, include_in_schema=False)
     def feeds_page(request: Request) -> HTMLResponse:
-        states = sorted(feed_states(), key=lambda s: (not s.last_error, s.feed_id))
-        return page(request, "feeds.html", states=states)
+        states = {s.feed_id: s for s in feed_states()}
+        try:
+            configured = {f.id: f for f in load_feeds(settings.feeds_file)}
+        except ConfigError as exc:
+            configured, problem = {}, str(exc)
+        else:
+            problem = ""
+        counts = store.documents_per_feed()
+        rows = []
+        for feed_id in sorted(set(states) | set(configured)):
+            feed, state = configured.get(feed_id), states.get(feed_id)
+            following = None
+            if feed is not None and state is not None and state.last_polled_at and not state.disabled and feed.enabled:
+                following = state.last_polled_at + poll_interval(feed, state, settings.default_interval_minutes)
+            rows.append(FeedRow(feed_id=feed_id, name=feed.name if feed else None,
+                                url=redact_url(feed.url) if feed else (state.url if state else None),
+                                language=feed.language if feed else None, state=state, next_poll=following,
+                                documents=counts.get(feed_id, 0), configured=feed is not None))
+        rows.sort(key=lambda r: (not (r.state and (r.state.last_error or r.state.disabled)), r.feed_id))
+        return page(request, "feeds.html", rows=rows, problem=problem, feeds_file=settings.feeds_file)
 
     @app.get("/alerts", response_class=HTMLResponse, include_in_schema=False)
-    def alerts_page(request: Request) -> HTMLResponse:
-        return page(request, "alerts.html", alerts=store.alert_history(100))
+    def alerts_page(request: Request, rule: Annotated[str | None, Query(max_length=70)] = None,
+                    status: Literal["pending", "sent", ""] = "", channel: Annotated[str | None, Query(max_length=64)] = None,
+                    offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> HTMLResponse:
+        per_page = 50
+        # one more than a page: whether a next page exists, without counting them all
+        found = store.alert_history(per_page + 1, offset, rule=rule or None, status=status or None,
+                                    channel=channel or None)
+        chosen = {"rule": rule or "", "status": status, "channel": channel or ""}
+
+        def link(**changes: Any) -> str:
+            merged = {**chosen, **changes}
+            return "/alerts?" + urlencode({k: v for k, v in merged.items() if v not in ("", None, 0)})
+
+        return page(request, "alerts.html", alerts=found[:per_page], chosen=chosen, offset=offset, per_page=per_page,
+                    more=len(found) > per_page, link=link)
 
     app.state.store = store
     return app
