@@ -477,27 +477,54 @@ def feeds_check(
 
 @eval_app.command("relevance")
 def eval_relevance(
-    file: Annotated[Path, typer.Argument(help="JSONL with text, title, lang, label (core/related/none)")],
+    files: Annotated[list[Path], typer.Argument(help="JSONL file(s) with text, title, lang, label (core/related/none)")],
     as_json: JsonOpt = False,
-    fit: Annotated[bool, typer.Option("--fit", help="also fit the scoring weights (logistic regression)")] = False,
+    fit: Annotated[bool, typer.Option("--fit", help="also fit the scoring weights and threshold on all the files")] = False,
+    cv: Annotated[int, typer.Option("--cv", min=0, max=20,
+                                    help="k-fold cross-validation over the files together (0: none)")] = 0,
     profile: Annotated[Optional[Path], typer.Option("--profile", help="concept profile to evaluate")] = None,
 ) -> None:
-    """Precision / recall / F1 per label and per language, and the confusion matrix."""
-    from energywatch.evaluation import LABELS, evaluate, fit_weights, read_labelled
+    """Precision / recall / F1 per label and per language, and the confusion matrix, for each file;
+    with --cv, the same figures held out (each text scored by weights fitted without it)."""
+    from energywatch.evaluation import cross_validate, evaluate, fit_scoring, read_labelled
 
+    profile_path = str(profile) if profile else None
     try:
-        items = read_labelled(file)
-        report = evaluate(items, profile_path=str(profile) if profile else None)
-        weights = fit_weights(items, profile_path=str(profile) if profile else None) if fit else None
+        labelled = [read_labelled(f) for f in files]
+        reports = [evaluate(items, profile_path=profile_path) for items in labelled]
+        validated = cross_validate(labelled, profile_path=profile_path, folds=cv) if cv >= 2 else None
+        fitted = fit_scoring([i for items in labelled for i in items], profile_path=profile_path,
+                             l2=validated.l2 if validated else 0.03) if fit else None
     except EnergywatchError as exc:
         _fail(exc)
     if as_json:
-        data = json.loads(report.to_json())
-        if weights:
-            data["fitted_weights"] = weights
+        data = json.loads(reports[0].to_json()) if len(files) == 1 else {}
+        if len(files) > 1:
+            data["files"] = {str(f): json.loads(r.to_json()) for f, r in zip(files, reports)}
+        if validated:
+            data["cross_validated"] = {"folds": validated.folds, "l2": validated.l2,
+                                       "core_f1_by_l2": {str(k): round(v, 4) for k, v in validated.by_l2.items()},
+                                       **{str(f): json.loads(r.to_json()) for f, r in zip(files, validated.reports)},
+                                       "all": json.loads(validated.reports[-1].to_json())}
+        if fitted:
+            data["fitted_weights"] = {"bias": fitted.bias, **fitted.weights, "core_threshold": fitted.core_threshold}
         console.print_json(json.dumps(data, ensure_ascii=False))
         return
-    table = Table(title=f"{file}: {report.items} items", title_justify="left")
+    for file, report in zip(files, reports):
+        _print_report(f"{file}: {report.items} items", report)
+    if validated:
+        for name, report in zip([*map(str, files), "all files"], validated.reports):
+            _print_report(f"{name}, cross-validated ({validated.folds} folds, L2 {validated.l2})", report)
+        console.print("core F1 held out by L2: " + ", ".join(f"{k}: {v:.3f}" for k, v in validated.by_l2.items()))
+    if fitted:
+        console.print(f"fitted scoring (put it under scoring: in the profile): bias {fitted.bias}, weights "
+                      f"{fitted.weights}, core_threshold {fitted.core_threshold} (L2 {fitted.l2})")
+
+
+def _print_report(title: str, report: Any) -> None:
+    from energywatch.evaluation import LABELS
+
+    table = Table(title=title, title_justify="left")
     for col in ("language", "label", "precision", "recall", "F1", "support"):
         table.add_column(col, justify="right" if col not in ("language", "label") else "left")
     for label, sc in report.per_label.items():
@@ -515,31 +542,51 @@ def eval_relevance(
         matrix.add_row(gold, *(str(report.confusion[gold][p]) for p in LABELS))
     console.print(matrix)
     console.print(f"none labelled core: {report.none_as_core_rate:.1%}")
-    if weights:
-        console.print(f"fitted scoring weights (put them under scoring: in the profile): {weights}")
+
+
+def _read_text(path: Path) -> str:
+    """A UTF-8 text file, or a clear error."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
 @app.command()
 def explain(
-    target: Annotated[str, typer.Argument(help="a stored document's id or URL")],
+    target: Annotated[Optional[str], typer.Argument(help="a stored document's id or URL")] = None,
+    text: Annotated[Optional[Path], typer.Option("--text", help="explain this text file instead ('-': stdin)",
+                                                 allow_dash=True)] = None,
+    title: Annotated[str, typer.Option("--title", help="the headline of --text")] = "",
+    lang: Annotated[Optional[str], typer.Option("--lang", help="the language of --text, e.g. ru")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Why a stored document scored as it did: features, concept contributions, evidence sentences."""
+    """Why a document scored as it did: features, concept contributions, evidence for and against."""
     from energywatch.enrich import enrich
+    from energywatch.enrich.profile import load_profile
+    from energywatch.models import Document, utcnow
     from energywatch.store import open_store
     from energywatch.urls import canonical_url, document_id
 
     try:
         settings = _settings(store=store)
-        backend = open_store(settings.store)
-        try:
-            doc = backend.get_document(target) or backend.get_document(document_id(canonical_url(target)))
-        finally:
-            backend.close()
-        if doc is None:
-            raise ConfigError(f"{target} is not in the store {redact(settings.store)}: give a stored document's id "
-                              "or URL (see `energywatch search --json`)")
+        if text is not None:
+            body = sys.stdin.read() if str(text) == "-" else _read_text(text)
+            doc = Document(id="-", url=str(text), canonical_url=str(text), domain="", feed_id="-", source="--text",
+                           title=title, text=body, language=lang, fetched_at=utcnow())
+        elif target is None:
+            raise ConfigError("give a stored document's id or URL, or --text FILE (with --title and --lang)")
+        else:
+            backend = open_store(settings.store)
+            try:
+                found = backend.get_document(target) or backend.get_document(document_id(canonical_url(target)))
+            finally:
+                backend.close()
+            if found is None:
+                raise ConfigError(f"{target} is not in the store {redact(settings.store)}: give a stored document's "
+                                  "id or URL (see `energywatch search --json`), or explain a text with --text FILE")
+            doc = found
         result = enrich(doc.title, doc.text, doc.language,
                         profile_path=str(settings.profile_file) if settings.profile_file else None)
     except EnergywatchError as exc:
@@ -556,9 +603,15 @@ def explain(
         return
     r = result.relevance
     console.print(f"[bold]{escape(doc.title)}[/]\n[dim]{escape(doc.url)} · {doc.language or '?'}[/]")
-    console.print(f"label [bold]{r.label}[/], score {r.score:.3f} (energy evidence {a.energy}, security {a.security})"
-                  + (f"; stored as {doc.relevance.label} {doc.relevance.score:.3f}" if doc.relevance != r else ""))
+    stored = text is None and doc.relevance != r
+    console.print(f"label [bold]{r.label}[/], score {r.score:.3f} (energy evidence {a.energy}, security {a.security}"
+                  + (f", against: {a.context}" if a.context else "") + ")"
+                  + (f"; stored as {doc.relevance.label} {doc.relevance.score:.3f}" if stored else ""))
     console.print("features: " + ", ".join(f"{k} {v}" for k, v in a.features.items()))
+    scoring = load_profile(str(settings.profile_file) if settings.profile_file else None).scoring
+    terms = [(k, scoring.weights[k] * v) for k, v in a.features.items() if scoring.weights.get(k) and v]
+    console.print(f"score = logistic({scoring.bias:+.2f} " + " ".join(f"{t:+.2f} {k}" for k, t in terms)
+                  + f"), core from {scoring.core_threshold}")
     table = Table(title="evidence", title_justify="left")
     for col in ("concept", "axis", "weight", "term", "sentence"):
         table.add_column(col, overflow="fold")

@@ -70,7 +70,30 @@ def test_except_phrases_mask_a_concept() -> None:
 def test_arabic_diacritics_and_proclitics() -> None:
     vowelled = "هَجَمَاتٌ عَلَى مَحَطَّةِ الكَهْرَبَاءِ وَالغَاز"
     found = concepts(vowelled, "ar")
-    assert {"attack", "electricity", "gas"} <= found
+    # "power station" (محطة الكهرباء) is one concept: its word "electricity" does not count again
+    assert {"attack", "power-plant", "gas"} <= found and "electricity" not in found
+    assert "electricity" in concepts("انقطاع الكَهْرَبَاءِ في المدينة", "ar")
+
+
+def test_a_concept_phrase_swallows_the_concepts_of_its_words() -> None:
+    # "energy security" is policy evidence, not also "energy" and "security"
+    found = concepts("The minister spoke about energy security and offshore wind.", "en")
+    assert "energy-security" in found and "security" not in found and "energy" not in found
+    assert {"security", "energy-security"} <= concepts("Energy security matters; the security services warned.", "en")
+
+
+def test_names_and_short_terms_match_as_written() -> None:
+    # the club Neftçi is no oil (its word family neft- is), and Ukrainian сво- ("own") is not the war's СВО
+    assert "oil" not in concepts("Neftçi Araz-Naxçıvanı məğlub edib.", "az")
+    assert "sport" in concepts("Neftçi Araz-Naxçıvanı məğlub edib.", "az")
+    assert "oil" in concepts("Azərbaycan nefti Avropaya çatır.", "az")
+    assert "war" not in concepts("Родини відмовилися від газу на користь своїх котлів.", "uk")
+    # a Turkish word whose stem is one or two letters (ordu, army → "or") matches by its prefix only
+    assert "military" not in concepts("Kısa, orta ve uzun vadede anlaşmalar yapıldı.", "tr")
+    assert "military" in concepts("Türk ordusu tatbikata katıldı.", "tr")
+    # the Italian nato ("born") is no NATO, as concept or as organisation; Nato and NATO are
+    assert "nato" not in concepts("Il cucciolo di orso è nato nel parco.", "it")
+    assert "nato" in concepts("La Nato ha discusso la sicurezza.", "it") and "nato" in concepts("Nato allies met.", "en")
 
 
 def test_unknown_language_degrades_gracefully() -> None:

@@ -105,7 +105,9 @@ def compile_term(label: str, term: str, lang: str | None, *, exact: bool = False
             steps.append(("prefix", word, 0))
         elif exact:
             steps.append(("norm", word, 0))
-        elif stemless:
+        elif stemless or len(stem) < 3 <= len(word):
+            # a stem of one or two letters matches a whole vocabulary: Turkish ordu (army) stems to
+            # "or", as does orta (middle); such a word is matched by its careful prefix instead
             steps.append(_careful_prefix(word))
         else:
             steps.append(("stem", stem, 0))
@@ -194,7 +196,8 @@ def _match_at(pattern: Pattern, sentence: Sentence, pos: int) -> int | None:
 
 
 def _resolve(found: list[Hit]) -> list[Hit]:
-    """Drop hits masked by an except-phrase of the same label, then overlaps within a label."""
+    """Drop hits masked by an except-phrase of the same label, overlaps within a label, and concept hits
+    inside a longer concept phrase."""
     masks: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for hit in found:
         if hit.pattern.negative:
@@ -209,7 +212,11 @@ def _resolve(found: list[Hit]) -> list[Hit]:
             continue
         taken[label].append((hit.start, hit.end))
         kept.append(hit)
-    return kept
+    # a concept phrase swallows the concepts of its own words: "energy security" is one piece of
+    # (policy) evidence, not also "energy" and "security"; "nuclear power plant" is not a power plant too
+    spans = [(h.start, h.end, h.pattern.label) for h in kept if h.pattern.label.startswith("concept:")]
+    return [h for h in kept if not h.pattern.label.startswith("concept:") or not any(
+        label != h.pattern.label and s <= h.start and h.end <= e and e - s > h.end - h.start for s, e, label in spans)]
 
 
 def analyse_text(title: str, text: str, lang: str | None) -> tuple[Sentence, list[Sentence]]:

@@ -21,6 +21,8 @@ Terms = dict[str, list[str]]
 _CASED = {"latin", "cyrillic", "greek"}
 # language-neutral names shorter than this match only as written: stemmed, "Gaza" would become "gaz"
 _MIN_STEMMED_NAME = 6
+# language-neutral concept terms shorter than this are matched only as written (acronyms: сво, бпла)
+_MIN_STEMMED_TERM = 5
 
 
 class _Model(BaseModel):
@@ -29,8 +31,15 @@ class _Model(BaseModel):
 
 class Concept(_Model):
     id: str
-    axis: Literal["energy", "security", "both"]
+    # energy | security | both: the two axes of relevance; policy: energy talk in a policy frame
+    # ("energy security" as a buzzword), energy evidence that is no security evidence; context: a
+    # domain that makes energy and security words mean something else (sport, health, culture);
+    # market: prices and trading, where a conflict is often named only as a cause in passing
+    axis: Literal["energy", "security", "both", "policy", "context", "market"]
     weight: float = Field(gt=0, le=5)
+    # a threat, attack, coercion or conflict cue: with energy evidence in the same or the next sentence
+    # it makes the security frame that "energy security" as a policy word lacks
+    threat: bool = False
     themes: list[str] = []
     terms: Terms
     # "except" is a Python keyword, so the field is aliased
@@ -118,11 +127,18 @@ def build_matcher(path: str | None, analysis_lang: str | None, term_langs: tuple
     for concept in profile.concepts:
         for lang in ("any", *term_langs):
             for term in concept.terms.get(lang, []):
-                matcher.add(compile_term(f"concept:{concept.id}", term, analysis_lang, exact=lang == "any"))
-                if lang == "any":
+                # a capitalised term is a name (a club, a company): matched as written, never stemmed
+                # into its word family (Neftçi is a club; its stem neft- is oil)
+                proper = term[:1].isupper()
+                matcher.add(compile_term(f"concept:{concept.id}", term, analysis_lang, exact=lang == "any" or proper,
+                                         case_sensitive=proper and script_of(term) in _CASED))
+                # a short acronym stemmed or cut to a prefix matches whole word families in languages
+                # without a stemmer: Ukrainian сво- is "own" (своїх), not the war's СВО
+                if lang == "any" and not proper and len(term) >= _MIN_STEMMED_TERM:
                     matcher.add(compile_term(f"concept:{concept.id}", term, analysis_lang))
             for term in concept.exceptions.get(lang, []):
-                matcher.add(compile_term(f"concept:{concept.id}", term, analysis_lang, negative=True))
+                matcher.add(compile_term(f"concept:{concept.id}", term, analysis_lang, negative=True,
+                                         exact=term[:1].isupper()))
     for kind, entries in (("org", profile.organizations), ("infra", profile.infrastructure), ("person", profile.people)):
         for entry in entries:
             for lang in ("any", *term_langs):
