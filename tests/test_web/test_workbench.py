@@ -191,6 +191,14 @@ def test_feeds_page_names_each_feed_with_its_schedule_and_documents(tmp_path: Pa
         assert f"{due} UTC" in page
 
 
+def test_a_broken_rules_file_leaves_the_search_page_working(tmp_path: Path, archive: str) -> None:
+    broken = tmp_path / "alerts.yaml"
+    broken.write_text("channels: {hook: {type: pager}}\nrules: []\n", encoding="utf-8")
+    with TestClient(create_app(Settings(store=archive, alerts_file=broken)), base_url="http://localhost") as client:
+        page = client.get("/", params={"q": "pipeline"})
+        assert page.status_code == 200 and "alerts need a channel in the rules file" in page.text
+
+
 def test_alerts_page_filters_and_pages(archive: str) -> None:
     with TestClient(create_app(Settings(store=archive)), base_url="http://localhost") as client:
         first = client.get("/alerts").text

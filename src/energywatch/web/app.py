@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
@@ -50,6 +51,7 @@ from energywatch.store.query import searchable
 from energywatch.timeparse import parse_since, parse_until
 from energywatch.urls import redact_text, redact_url
 
+log = logging.getLogger(__name__)
 SESSION_COOKIE = "energywatch_session"
 STORY_COPIES = 200  # copies listed on a story page
 MIN_TOKEN_LENGTH = 16
@@ -535,7 +537,11 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         """The channels a saved search may alert on: those of the rules file."""
         if not settings.alerts_file.exists():
             return []
-        return sorted(load_rules(settings.alerts_file).channels)
+        try:
+            return sorted(load_rules(settings.alerts_file).channels)
+        except ConfigError as exc:  # a broken rules file must not take the search page down with it
+            log.warning("saved searches cannot alert: %s", exc)
+            return []
 
     def keep_search(name: str, params: SearchParams, channels: Sequence[str]) -> SavedSearch:
         known = alert_channels()
