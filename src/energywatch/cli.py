@@ -720,7 +720,7 @@ def alerts_check(rules: RulesOpt = None, store: StoreOpt = None) -> None:
             backend.close()
     except EnergywatchError as exc:
         _fail(exc)
-    merged = with_saved_searches(loaded, saved) or loaded
+    merged = with_saved_searches(loaded, saved)
     for rule in merged.rules:
         origin = " [dim](saved search in the store)[/]" if rule.name.startswith(SAVED_PREFIX) else ""
         console.print(f"[green]ok[/] rule {escape(rule.name)}: {rule.mode}, labels {', '.join(rule.labels)}, "
@@ -754,7 +754,7 @@ def alerts_preview(
         backend = open_store(settings.store)
         try:
             loaded = load_rules(settings.alerts_file)
-            chosen = (with_saved_searches(loaded, backend.saved_searches()) or loaded).rule(rule)
+            chosen = with_saved_searches(loaded, backend.saved_searches()).rule(rule)
             result = backend.search(SearchQuery(since=start, labels=tuple(chosen.labels), limit=1000, sort="date",
                                                 facets=False))
         finally:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from energywatch import workers
-from energywatch.alerts.rules import RulesFile, alerts_for, load_rules, with_saved_searches
+from energywatch.alerts.rules import RulesFile, alerts_for, load_all_rules
 from energywatch.config import Settings
 from energywatch.enrich import enrich
 from energywatch.enrich.dedup import group, shares_band
@@ -467,8 +467,7 @@ async def run_async(settings: Settings, feeds: Sequence[Feed], store: Store, *, 
         ids = [f.id for f, _ in planned]
         dead = _dead_local_owners(await asyncio.to_thread(store.feed_leases, ids))
         leased = await asyncio.to_thread(store.claim_feeds, ids, owner, until, now, dead)
-        rules = load_rules(settings.alerts_file) if settings.alerts_file.exists() else None
-        rules = with_saved_searches(rules, await asyncio.to_thread(store.saved_searches))
+        rules = load_all_rules(settings.alerts_file, await asyncio.to_thread(store.saved_searches))
         job = _Run(settings, store, progress, pool, rules)
         job.summary.feeds_busy = len(planned) - len(leased)
         planned = [(feed, state) for feed, state in planned if feed.id in leased]

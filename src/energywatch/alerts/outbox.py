@@ -76,7 +76,7 @@ def deliver(store: Store, rules: RulesFile, now: datetime, *, secrets: Mapping[s
     if not due:
         return report
     if any(a.rule.startswith(SAVED_PREFIX) for a in due):
-        rules = with_saved_searches(rules, store.saved_searches()) or rules
+        rules = with_saved_searches(rules, store.saved_searches())
     last_sent = {(a.rule, a.channel): store.last_sent_at(a.rule, a.channel) for a in due}
     store.prepare_lookups()  # the copies of each story, stored a moment ago by another process, are counted
     messages, held = plan_messages(rules, due, last_sent, now)

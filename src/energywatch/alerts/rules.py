@@ -121,22 +121,15 @@ def saved_search_rule(saved: SavedSearch, channels: Sequence[str]) -> Rule:
                 channels=list(channels))
 
 
-def with_saved_searches(rules: RulesFile | None, saved: Sequence[SavedSearch]) -> RulesFile | None:
+def with_saved_searches(rules: RulesFile, saved: Sequence[SavedSearch]) -> RulesFile:
     """The rules file plus a rule for each saved search that alerts (on channels the file defines).
 
     The channels, and the secrets they name, stay in the file: a saved search only picks among them.
     A channel since removed from the file is left out, with a warning, never an error that would stop
     the file's own rules."""
-    alerting = [s for s in saved if s.channels]
-    if not alerting:
-        return rules
-    if rules is None:
-        log.warning("%d saved search(es) ask for alerts, but there is no alert rules file to define channels: "
-                    "set ENERGYWATCH_ALERTS_FILE", len(alerting))
-        return None
     added = []
     names = {r.name for r in rules.rules}
-    for search in alerting:
+    for search in (s for s in saved if s.channels):
         channels = [c for c in search.channels if c in rules.channels]
         if len(channels) < len(search.channels):
             log.warning("saved search %r names channel(s) the rules file no longer defines: %s", search.name,
@@ -145,6 +138,18 @@ def with_saved_searches(rules: RulesFile | None, saved: Sequence[SavedSearch]) -
         if rule is not None and rule.name not in names:
             added.append(rule)
     return rules.model_copy(update={"rules": [*rules.rules, *added]}) if added else rules
+
+
+def load_all_rules(path: Path, saved: Sequence[SavedSearch]) -> RulesFile | None:
+    """The rules file with the rules of the saved searches that alert; None when there is no file (no
+    channel to alert on: saved searches that ask for alerts are then only warned about)."""
+    if path.exists():
+        return with_saved_searches(load_rules(path), saved)
+    alerting = sum(1 for s in saved if s.channels)
+    if alerting:
+        log.warning("%d saved search(es) ask for alerts, but there is no alert rules file to define channels: "
+                    "set ENERGYWATCH_ALERTS_FILE", alerting)
+    return None
 
 
 def load_rules(path: Path) -> RulesFile:
