@@ -125,6 +125,11 @@ class _Example:
     lang: str = "?"
 
 
+def _has_headline(item: LabelledItem) -> bool:
+    """Whether an item's title is long enough to be a headline example of its own."""
+    return len(item.title) > 25
+
+
 def _examples(items: list[LabelledItem], profile_path: str | None, source: int = 0,
               headlines: bool = False) -> list[_Example]:
     out = []
@@ -133,7 +138,7 @@ def _examples(items: list[LabelledItem], profile_path: str | None, source: int =
         # pages behind paywalls leave only a headline and a feed summary: each headline is a second,
         # short example with the same label (a model fitted on full texts alone scored the dev set's
         # headlines at core F1 0.23 against 0.81)
-        pairs = [("", i.title, i) for i in items if len(i.title) > 25]
+        pairs = [("", i.title, i) for i in items if _has_headline(i)]
     for title, text, item in pairs:
         a = enrich(title, text, item.lang, profile_path=profile_path).assessment
         out.append(_Example(tuple(a.features[name] for name in FEATURES), a.energy, a.security, a.context,
@@ -196,12 +201,6 @@ def fit_scoring(items: list[LabelledItem], *, profile_path: str | None = None, l
     return FittedScoring(round(bias, 3), {n: round(w, 3) for n, w in zip(FEATURES, weights)}, threshold, l2)
 
 
-def fit_weights(items: list[LabelledItem], *, profile_path: str | None = None, l2: float = 0.03) -> dict[str, float]:
-    """The fitted bias and weights as one flat mapping (see fit_scoring)."""
-    fitted = fit_scoring(items, profile_path=profile_path, l2=l2)
-    return {"bias": fitted.bias, **fitted.weights, "core_threshold": fitted.core_threshold}
-
-
 L2_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
 
@@ -232,10 +231,9 @@ def cross_validate(files: list[list[LabelledItem]], *, profile_path: str | None 
     for e in texts:
         fold_of.append(dealt[(e.source, e.label)] % folds)
         dealt[(e.source, e.label)] += 1
-    headline_fold = []
-    for source, items in enumerate(files):
-        offset = sum(len(f) for f in files[:source])
-        headline_fold += [fold_of[offset + i] for i, item in enumerate(items) if len(item.title) > 25]
+    # a headline example is held out with its text
+    every = [item for items in files for item in items]
+    headline_fold = [fold for item, fold in zip(every, fold_of) if _has_headline(item)]
 
     def held_out(penalty: float) -> list[str]:
         predicted = [""] * len(texts)
