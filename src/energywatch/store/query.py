@@ -199,14 +199,13 @@ class _Parser:
         parts: list[Node | None] = []
         while True:
             written, node = self.all_of(field)
-            parts.append(node)
             token = self.peek()
-            if token is None or token.kind != "or":
-                if not written and len(parts) > 1:
-                    raise self.fail("OR needs something on each side, as in gas OR oil")
-                break
-            if not written:
+            more = token is not None and token.kind == "or"
+            if not written and (more or parts):  # nothing before this OR, or after the last one
                 raise self.fail("OR needs something on each side, as in gas OR oil")
+            parts.append(node)
+            if not more:
+                break
             self.i += 1
         kept = [p for p in parts if p is not None]  # a side of only dropped characters (an emoji) counts for nothing
         for part in kept if len(kept) > 1 else ():
