@@ -209,19 +209,17 @@ def when(value: datetime | None, seconds: bool = False) -> Markup:
 
 def visit_times(cookie: str | None, now: datetime) -> tuple[datetime | None, datetime | None]:
     """(the start of the previous visit's "new since" baseline, the last page view) from the visit cookie."""
-    baseline = last = None
-    for index, part in enumerate((cookie or "").split("|")[:2]):
+
+    def moment(part: str) -> datetime | None:
         try:
             parsed = datetime.fromisoformat(part)
         except ValueError:
-            continue
-        if parsed.tzinfo is None or parsed > now + timedelta(minutes=5):
-            continue  # a cookie from the future or without a zone is no baseline
-        if index == 0:
-            baseline = parsed
-        else:
-            last = parsed
-    return baseline, last
+            return None
+        # a time from the future or without a zone is no baseline
+        return parsed if parsed.tzinfo is not None and parsed <= now + timedelta(minutes=5) else None
+
+    baseline, _, last = (cookie or "").partition("|")
+    return moment(baseline), moment(last.partition("|")[0])
 
 
 def _secured(response: Response, *, no_store: bool, csp: str = CSP) -> Response:
